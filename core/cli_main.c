@@ -1,0 +1,446 @@
+/*
+ * cultivate-ml: train, evaluate, inspect and use models from the command line.
+ * Exit status: 0 success, 1 failure (bad data, unreadable model, ...), 2 usage error.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli_progress.h"
+#include "cml_alloc.h"
+#include "dataset.h"
+#include "model.h"
+#include "model_file.h"
+#include "trainer.h"
+
+#define EXIT_USAGE 2
+
+static const char *program = "cultivate-ml";
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: %s COMMAND [OPTIONS]\n"
+            "\n"
+            "Commands:\n"
+            "  train    --model classic|ensemble [--data FILE] [--out DIR] [--seed N] [--folds K] [--json]\n"
+            "           train on a text,label CSV (default: the bundled data), print the metrics,\n"
+            "           write TYPE_VERSION.model and point TYPE_latest.model at it\n"
+            "  evaluate --model FILE --data FILE [--json]\n"
+            "           score a model file on a labelled CSV\n"
+            "  classify --model FILE [--json] [TEXT...]\n"
+            "           classify each TEXT, or each line of standard input\n"
+            "  info     [--json] FILE\n"
+            "           describe a model file\n"
+            "\n"
+            "Options:\n"
+            "  -h, --help     show this help\n"
+            "  -V, --version  show the version\n"
+            "\n"
+            "Exit status: 0 success, 1 failure, 2 usage error.\n",
+            program);
+}
+
+static int fail(const char *what, cml_err err, const cml_diag *diag) {
+    fprintf(stderr, "%s: %s: %s%s%s\n", program, what, cml_strerror(err),
+            diag && diag->msg[0] ? ": " : "", diag && diag->msg[0] ? diag->msg : "");
+    return EXIT_FAILURE;
+}
+
+static const char *default_data(void) {
+    const char *env = getenv("CML_DATA");
+    return env && *env ? env : CML_DATADIR "/questions.csv";
+}
+
+typedef struct cli_args {
+    const char *model, *data, *out;
+    unsigned long long seed;
+    long folds;
+    bool json;
+    int first_operand;
+} cli_args;
+
+/* Parses the options shared by every command; returns 0 or EXIT_USAGE. */
+static int parse_args(int argc, char **argv, cli_args *a) {
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'}, {"data", required_argument, NULL, 'd'},
+        {"out", required_argument, NULL, 'o'},   {"seed", required_argument, NULL, 's'},
+        {"folds", required_argument, NULL, 'k'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+    };
+    memset(a, 0, sizeof(*a));
+    a->seed = 42;
+    a->folds = 5;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:d:o:s:k:jh", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'm':
+            a->model = optarg;
+            break;
+        case 'd':
+            a->data = optarg;
+            break;
+        case 'o':
+            a->out = optarg;
+            break;
+        case 's':
+            errno = 0;
+            a->seed = strtoull(optarg, &end, 10);
+            if (errno || *end || optarg[0] == '-') {
+                fprintf(stderr, "%s: --seed wants a non-negative integer\n", program);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'k':
+            a->folds = strtol(optarg, &end, 10);
+            if (*end || a->folds < 0 || a->folds == 1 || a->folds > 20) {
+                fprintf(stderr, "%s: --folds wants 0 (none) or 2 to 20\n", program);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'j':
+            a->json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(EXIT_SUCCESS);
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    a->first_operand = optind;
+    return 0;
+}
+
+static void print_metrics_row(const char *name, const cml_metrics *m, const char *split) {
+    if (m->n == 0)
+        return;
+    printf("  %-22s %-8s %7.4f %8.4f %7.4f %7.4f %8.4f", name, split, m->accuracy, m->f1_macro,
+           m->mcc, m->roc_auc, m->log_loss);
+    for (size_t c = 0; c < m->n_labels; c++)
+        printf(" %7.4f", m->per_class[c].recall);
+    printf("\n");
+}
+
+static void print_report(const cml_train_report *r, const cml_model *m) {
+    printf("  %-22s %-8s %7s %8s %7s %7s %8s", "member", "split", "acc", "macroF1", "MCC", "AUC",
+           "logloss");
+    for (size_t c = 0; c < m->n_labels; c++)
+        printf(" rec_%-3.3s", m->labels[c]);
+    printf("\n");
+    for (size_t k = 0; k <= r->n_members; k++) {
+        char name[64];
+        if (k < r->n_members)
+            snprintf(name, sizeof name, "%s (w=%.2f)", r->members[k].name, r->members[k].weight);
+        else
+            snprintf(name, sizeof name, "= %s", r->members[k].name);
+        print_metrics_row(name, &r->members[k].cv, "cv");
+        print_metrics_row(name, &r->members[k].holdout, "held-out");
+    }
+}
+
+/* Points dir/TYPE_latest.model at file_name atomically (a symlink renamed into place). */
+static cml_err point_latest(const char *dir, const char *type, const char *file_name,
+                            cml_diag *diag) {
+    char link_path[PATH_MAX], tmp[PATH_MAX];
+    snprintf(link_path, sizeof link_path, "%s/%s_latest.model", dir, type);
+    snprintf(tmp, sizeof tmp, "%s/.%s_latest.model.%ld", dir, type, (long)getpid());
+    unlink(tmp);
+    if (symlink(file_name, tmp) != 0 || rename(tmp, link_path) != 0) {
+        unlink(tmp);
+        return cml_diag_set(diag, CML_ERR_IO, "cannot update %s: %s", link_path, strerror(errno));
+    }
+    return CML_OK;
+}
+
+static int cmd_train(int argc, char **argv) {
+    cli_args a;
+    cml_diag diag = {{0}};
+    cml_dataset *ds = NULL;
+    cml_model *m = NULL;
+    cml_train_report report = {0};
+    cml_train_options o;
+    cml_model_type type;
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc;
+    if (a.model == NULL || cml_model_type_parse(a.model, &type) != CML_OK) {
+        fprintf(stderr, "%s train: --model must be classic or ensemble\n", program);
+        return EXIT_USAGE;
+    }
+    if (a.first_operand < argc) {
+        fprintf(stderr, "%s train: unexpected argument '%s'\n", program, argv[a.first_operand]);
+        return EXIT_USAGE;
+    }
+    const char *data = a.data ? a.data : default_data();
+    const char *out = a.out ? a.out : ".";
+    cml_err err = cml_csv_read_file(data, NULL, &ds, &diag);
+    if (err != CML_OK)
+        return fail(data, err, &diag);
+    cml_train_options_init(&o, type);
+    o.seed = a.seed;
+    o.cv_folds = (size_t)a.folds;
+    cli_progress prog;
+    cli_progress_init(&prog, stderr);
+    o.progress = cli_progress_update;
+    o.progress_ctx = &prog;
+    err = cml_train(ds, &o, &m, &report, &diag);
+    cli_progress_finish(&prog);
+    if (err != CML_OK) {
+        rc = fail("training failed", err, &diag);
+        goto done;
+    }
+    mkdir(out, 0755);
+    char file_name[128], path[PATH_MAX];
+    snprintf(file_name, sizeof file_name, "%s_%s.model", cml_model_type_name(type), m->version);
+    snprintf(path, sizeof path, "%s/%s", out, file_name);
+    if ((err = cml_model_save(m, path, &diag)) != CML_OK ||
+        (err = point_latest(out, cml_model_type_name(type), file_name, &diag)) != CML_OK) {
+        rc = fail("cannot write the model", err, &diag);
+        goto done;
+    }
+    if (a.json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "model_type", json_object_new_string(cml_model_type_name(type)));
+        json_object_object_add(j, "version", json_object_new_string(m->version));
+        json_object_object_add(j, "path", json_object_new_string(path));
+        json_object_object_add(j, "sha256", json_object_new_string(m->file_sha256));
+        json_object_object_add(j, "size_bytes", json_object_new_int64((int64_t)m->file_bytes));
+        json_object_object_add(j, "metrics", json_tokener_parse(m->metrics_json));
+        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+        json_object_put(j);
+    } else {
+        printf("%s model %s: %zu training rows, %u held out, %.2f s\n", cml_model_type_name(type),
+               m->version, (size_t)m->n_train, m->n_test, m->training_time_s);
+        print_report(&report, m);
+        printf("wrote %s (%zu bytes, sha256 %s)\n", path, m->file_bytes, m->file_sha256);
+    }
+    rc = EXIT_SUCCESS;
+done:
+    cml_train_report_release(&report);
+    cml_model_release(m);
+    cml_dataset_free(ds);
+    return rc;
+}
+
+static int cmd_evaluate(int argc, char **argv) {
+    cli_args a;
+    cml_diag diag = {{0}};
+    cml_dataset *ds = NULL;
+    cml_model *m = NULL;
+    cml_metrics met = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc;
+    if (a.model == NULL || a.data == NULL || a.first_operand < argc) {
+        fprintf(stderr, "%s evaluate: needs --model FILE and --data FILE\n", program);
+        return EXIT_USAGE;
+    }
+    cml_csv_options opts = {.min_labels = 1, .min_rows = 1};
+    cml_err err = cml_model_load(a.model, &m, &diag);
+    if (err != CML_OK)
+        return fail(a.model, err, &diag);
+    if ((err = cml_csv_read_file(a.data, &opts, &ds, &diag)) != CML_OK) {
+        rc = fail(a.data, err, &diag);
+        goto done;
+    }
+    if ((err = cml_model_evaluate(m, ds, &met, &diag)) != CML_OK) {
+        rc = fail("evaluation failed", err, &diag);
+        goto done;
+    }
+    if (a.json) {
+        char *j = cml_metrics_to_json(&met, m->labels);
+        if (j == NULL) {
+            rc = fail("evaluation failed", CML_ERR_NOMEM, NULL);
+            goto done;
+        }
+        puts(j);
+        cml_free(j);
+    } else {
+        printf("%s model %s on %zu rows\n", cml_model_type_name(m->type), m->version, met.n);
+        printf("  accuracy %.4f  macro F1 %.4f  MCC %.4f  ROC AUC %.4f  log loss %.4f\n",
+               met.accuracy, met.f1_macro, met.mcc, met.roc_auc, met.log_loss);
+        printf("  %-8s %9s %9s %9s %8s\n", "label", "precision", "recall", "f1", "support");
+        for (size_t c = 0; c < met.n_labels; c++)
+            printf("  %-8s %9.4f %9.4f %9.4f %8zu\n", m->labels[c], met.per_class[c].precision,
+                   met.per_class[c].recall, met.per_class[c].f1, met.per_class[c].support);
+        printf("  confusion (rows actual, columns predicted):\n");
+        for (size_t c = 0; c < met.n_labels; c++) {
+            printf("  %-8s", m->labels[c]);
+            for (size_t k = 0; k < met.n_labels; k++)
+                printf(" %6zu", met.confusion[c * met.n_labels + k]);
+            printf("\n");
+        }
+    }
+    rc = EXIT_SUCCESS;
+done:
+    cml_metrics_release(&met);
+    cml_model_release(m);
+    cml_dataset_free(ds);
+    return rc;
+}
+
+static int classify_one(const cml_model *m, cml_feature_scratch *s, const char *text, bool json) {
+    cml_prediction p;
+    cml_err err = cml_model_predict(m, s, text, strlen(text), &p);
+    if (err != CML_OK)
+        return fail("classification failed", err, NULL);
+    if (json) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "text", json_object_new_string(text));
+        json_object_object_add(o, "classification", json_object_new_string(m->labels[p.label]));
+        json_object_object_add(o, "confidence", json_object_new_double(p.confidence));
+        json_object *probs = json_object_new_object();
+        for (size_t c = 0; c < m->n_labels; c++)
+            json_object_object_add(probs, m->labels[c], json_object_new_double(p.probs[c]));
+        json_object_object_add(o, "probabilities", probs);
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+    } else {
+        printf("%s\t%.4f\t%s\n", m->labels[p.label], p.confidence, text);
+    }
+    return EXIT_SUCCESS;
+}
+
+static int cmd_classify(int argc, char **argv) {
+    cli_args a;
+    cml_diag diag = {{0}};
+    cml_model *m = NULL;
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc;
+    if (a.model == NULL) {
+        fprintf(stderr, "%s classify: needs --model FILE\n", program);
+        return EXIT_USAGE;
+    }
+    cml_err err = cml_model_load(a.model, &m, &diag);
+    if (err != CML_OK)
+        return fail(a.model, err, &diag);
+    cml_feature_scratch *s = cml_feature_scratch_new();
+    if (s == NULL) {
+        cml_model_release(m);
+        return fail("classify", CML_ERR_NOMEM, NULL);
+    }
+    rc = EXIT_SUCCESS;
+    if (a.first_operand < argc) {
+        for (int i = a.first_operand; i < argc && rc == EXIT_SUCCESS; i++)
+            rc = classify_one(m, s, argv[i], a.json);
+    } else {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        while (rc == EXIT_SUCCESS && (n = getline(&line, &cap, stdin)) >= 0) {
+            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                line[--n] = '\0';
+            if (n > 0)
+                rc = classify_one(m, s, line, a.json);
+        }
+        free(line);
+    }
+    cml_feature_scratch_free(s);
+    cml_model_release(m);
+    return rc;
+}
+
+static int cmd_info(int argc, char **argv) {
+    cli_args a;
+    cml_diag diag = {{0}};
+    cml_model *m = NULL;
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc;
+    if (a.first_operand != argc - 1) {
+        fprintf(stderr, "%s info: needs exactly one model FILE\n", program);
+        return EXIT_USAGE;
+    }
+    const char *path = argv[a.first_operand];
+    cml_err err = cml_model_load(path, &m, &diag);
+    if (err != CML_OK)
+        return fail(path, err, &diag);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "model_type", json_object_new_string(cml_model_type_name(m->type)));
+    json_object_object_add(o, "version", json_object_new_string(m->version));
+    json_object_object_add(o, "created_at", json_object_new_int64(m->created_at));
+    json_object_object_add(o, "data_sha256", json_object_new_string(m->data_sha256));
+    json_object_object_add(o, "file_sha256", json_object_new_string(m->file_sha256));
+    json_object_object_add(o, "size_bytes", json_object_new_int64((int64_t)m->file_bytes));
+    json_object_object_add(o, "n_train", json_object_new_int64(m->n_train));
+    json_object_object_add(o, "n_test", json_object_new_int64(m->n_test));
+    json_object_object_add(o, "features", json_object_new_int64((int64_t)cml_featurizer_n_cols(m->features)));
+    json_object_object_add(o, "voting", json_object_new_string(cml_model_voting(m)));
+    json_object *labels = json_object_new_array(), *members = json_object_new_array();
+    for (size_t c = 0; c < m->n_labels; c++)
+        json_object_array_add(labels, json_object_new_string(m->labels[c]));
+    for (size_t k = 0; k < m->n_members; k++) {
+        json_object *mo = json_object_new_object();
+        json_object_object_add(mo, "name", json_object_new_string(m->members[k].ops->name));
+        json_object_object_add(mo, "weight", json_object_new_double(m->members[k].weight));
+        json_object_array_add(members, mo);
+    }
+    json_object_object_add(o, "labels", labels);
+    json_object_object_add(o, "members", members);
+    json_object *metrics = m->metrics_json ? json_tokener_parse(m->metrics_json) : NULL;
+    json_object *hold = NULL;
+    if (metrics)
+        json_object_object_get_ex(metrics, "holdout", &hold);
+    if (a.json) {
+        json_object_object_add(o, "metrics", json_object_get(metrics));
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+    } else {
+        printf("%s model %s\n", cml_model_type_name(m->type), m->version);
+        printf("  file        %s (%zu bytes)\n  sha256      %s\n", path, m->file_bytes, m->file_sha256);
+        printf("  trained on  %u rows (data sha256 %.16s...), %u held out\n", m->n_train,
+               m->data_sha256, m->n_test);
+        printf("  features    %zu columns\n  voting      %s\n  members    ",
+               cml_featurizer_n_cols(m->features), cml_model_voting(m));
+        for (size_t k = 0; k < m->n_members; k++)
+            printf(" %s(%.2f)", m->members[k].ops->name, m->members[k].weight);
+        printf("\n");
+        json_object *v;
+        if (hold && json_object_object_get_ex(hold, "f1_macro", &v))
+            printf("  held-out    macro F1 %.4f", json_object_get_double(v));
+        if (hold && json_object_object_get_ex(hold, "accuracy", &v))
+            printf(", accuracy %.4f\n", json_object_get_double(v));
+    }
+    json_object_put(metrics);
+    json_object_put(o);
+    cml_model_release(m);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return EXIT_SUCCESS;
+    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+        printf("%s %s\n", program, PACKAGE_VERSION);
+        return EXIT_SUCCESS;
+    }
+    if (!strcmp(cmd, "train"))
+        return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "evaluate"))
+        return cmd_evaluate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "classify"))
+        return cmd_classify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info"))
+        return cmd_info(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command '%s'\n", program, cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,695 @@
+#include "config.h"
+
+#include "text_features.h"
+
+#include <libstemmer.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "byte_buffer.h"
+#include "cml_alloc.h"
+#include "u64_map.h"
+
+/* Namespaces live in the two low bits of a term key. */
+enum { NS_WORD = 0, NS_FOCUS = 1, NS_CHAR = 2, NS_COUNT = 3 };
+#define FEATURIZER_FORMAT 1
+
+const cml_feature_config cml_feature_config_default = {
+    .min_df_words = 1,
+    .min_df_chars = 2,
+    .char_min = 2,
+    .char_max = 5,
+    .weight_words = 1.0f,
+    .weight_focus = 1.0f,
+    .weight_chars = 1.0f,
+    .weight_hand = 1.0f,
+};
+
+const char *const cml_hand_feature_names[CML_HAND_FEATURES] = {
+    "focus_opens_wh",     "focus_opens_aux",   "focus_has_or",        "how_many_much",
+    "what_color_shape",   "what_do_you_think", "tell_describe_explain", "i_wonder_lets_think",
+    "why",                "why_dont_you",      "tag_question",        "how_process",
+    "how_adjective",      "focus_question_mark", "any_question_mark", "sentences",
+    "focus_length",       "total_length",      "can_you_invitation",  "aux_you_opening",
+    "what_happens",       "which",             "where_who_when",      "very_short",
+};
+
+struct cml_featurizer {
+    cml_feature_config cfg;
+    uint32_t n_docs;
+    size_t n_vocab;
+    uint64_t *keys; /* column CML_HAND_FEATURES + i has key keys[i] */
+    float *idf;
+    cml_u64_map index; /* key -> vocabulary position */
+};
+
+struct cml_feature_scratch {
+    cml_normalized norm;
+    struct sb_stemmer *stemmer;
+    char *stems;
+    size_t stems_cap;
+    unsigned *stem_off;
+    size_t stem_off_cap;
+    /* Accumulator of (column, count) with an open-addressing position index. */
+    int *cols;
+    float *vals;
+    size_t n, cap;
+    int *slots; /* -1 empty, else position in cols */
+    size_t slots_cap;
+    /* Terms of one document, for fitting. */
+    uint64_t *terms;
+    size_t n_terms, terms_cap;
+};
+
+static cml_err grow_array(void **p, size_t *cap, size_t want, size_t elem) {
+    if (want <= *cap)
+        return CML_OK;
+    size_t c = *cap ? *cap : 256;
+    while (c < want)
+        c *= 2;
+    void *q = cml_realloc(*p, c * elem);
+    if (q == NULL)
+        return CML_ERR_NOMEM;
+    *p = q;
+    *cap = c;
+    return CML_OK;
+}
+
+cml_feature_scratch *cml_feature_scratch_new(void) {
+    cml_feature_scratch *s = cml_calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->stemmer = sb_stemmer_new("english", "UTF_8");
+    if (s->stemmer == NULL) {
+        cml_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void cml_feature_scratch_free(cml_feature_scratch *s) {
+    if (s == NULL)
+        return;
+    cml_normalized_release(&s->norm);
+    sb_stemmer_delete(s->stemmer);
+    cml_free(s->stems);
+    cml_free(s->stem_off);
+    cml_free(s->cols);
+    cml_free(s->vals);
+    cml_free(s->slots);
+    cml_free(s->terms);
+    cml_free(s);
+}
+
+/* Normalises text and stems every token into s->stems. */
+static cml_err prepare(cml_feature_scratch *s, const char *text, size_t len) {
+    cml_err err = cml_normalize(text, len, &s->norm);
+    if (err != CML_OK)
+        return err;
+    const cml_normalized *n = &s->norm;
+    if (grow_array((void **)&s->stem_off, &s->stem_off_cap, n->n_tokens + 1, sizeof(unsigned)) !=
+            CML_OK ||
+        grow_array((void **)&s->stems, &s->stems_cap, n->chars_len + n->n_tokens + 1, 1) != CML_OK)
+        return CML_ERR_NOMEM;
+    size_t used = 0;
+    for (size_t i = 0; i < n->n_tokens; i++) {
+        const sb_symbol *st = sb_stemmer_stem(s->stemmer, (const sb_symbol *)cml_token_str(n, i),
+                                              (int)n->tokens[i].len);
+        size_t sl = st ? (size_t)sb_stemmer_length(s->stemmer) : 0;
+        if (st == NULL || sl > n->tokens[i].len + 4) {
+            st = (const sb_symbol *)cml_token_str(n, i);
+            sl = n->tokens[i].len;
+        }
+        if (grow_array((void **)&s->stems, &s->stems_cap, used + sl + 1, 1) != CML_OK)
+            return CML_ERR_NOMEM;
+        memcpy(s->stems + used, st, sl);
+        s->stems[used + sl] = '\0';
+        s->stem_off[i] = (unsigned)used;
+        used += sl + 1;
+    }
+    return CML_OK;
+}
+
+static inline uint64_t term_key(const void *p, size_t len, unsigned ns) {
+    uint64_t h = XXH3_64bits_withSeed(p, len, 0x6f65712d63657100ull + ns);
+    return cml_u64_map_key((h & ~(uint64_t)3) | ns);
+}
+
+typedef void (*term_sink)(cml_feature_scratch *s, const cml_featurizer *f, uint64_t key);
+
+/* Joins stems [from, from+k) of sentence-local token indices with spaces into buf. */
+static size_t join_stems(const cml_feature_scratch *s, size_t from, size_t k, const char *prefix,
+                         char *buf, size_t cap) {
+    size_t used = 0;
+    if (prefix) {
+        used = strlen(prefix);
+        memcpy(buf, prefix, used);
+    }
+    for (size_t t = from; t < from + k; t++) {
+        const char *w = s->stems + s->stem_off[t];
+        size_t wl = strlen(w);
+        if (used + wl + 2 >= cap)
+            break;
+        if (t > from || prefix)
+            buf[used++] = ' ';
+        memcpy(buf + used, w, wl);
+        used += wl;
+    }
+    return used;
+}
+
+/* Every term of the prepared text, in a fixed order, handed to sink. */
+static void enumerate_terms(cml_feature_scratch *s, const cml_featurizer *f,
+                            const cml_feature_config *cfg, term_sink sink) {
+    const cml_normalized *n = &s->norm;
+    char buf[512];
+    for (size_t si = 0; si < n->n_sentences; si++) {
+        const cml_sentence *sen = &n->sentences[si];
+        for (size_t t = sen->first; t < sen->first + sen->count; t++) {
+            size_t len = join_stems(s, t, 1, NULL, buf, sizeof buf);
+            sink(s, f, term_key(buf, len, NS_WORD));
+            if (t + 1 < sen->first + sen->count) {
+                len = join_stems(s, t, 2, NULL, buf, sizeof buf);
+                sink(s, f, term_key(buf, len, NS_WORD));
+            }
+        }
+        /* Openings of every question sentence. */
+        if (sen->question_mark && sen->count > 0) {
+            for (size_t k = 1; k <= 2 && k <= sen->count; k++) {
+                size_t len = join_stems(s, sen->first, k, "Q^", buf, sizeof buf);
+                sink(s, f, term_key(buf, len, NS_FOCUS));
+            }
+        }
+    }
+    if (n->n_tokens > 0) {
+        const cml_sentence *fs = &n->sentences[n->focus];
+        size_t end = fs->first + fs->count;
+        for (size_t t = fs->first; t < end; t++)
+            for (size_t k = 1; k <= 3 && t + k <= end; k++) {
+                size_t len = join_stems(s, t, k, NULL, buf, sizeof buf);
+                sink(s, f, term_key(buf, len, NS_FOCUS));
+            }
+        for (size_t k = 1; k <= 3 && k <= fs->count; k++) {
+            size_t len = join_stems(s, fs->first, k, "^", buf, sizeof buf);
+            sink(s, f, term_key(buf, len, NS_FOCUS));
+        }
+        size_t k = fs->count >= 2 ? 2 : 1;
+        size_t len = join_stems(s, end - k, k, "$", buf, sizeof buf);
+        sink(s, f, term_key(buf, len, NS_FOCUS));
+    }
+    /* Character n-grams inside word boundaries, on unstemmed words. */
+    for (size_t t = 0; t < n->n_tokens; t++) {
+        size_t wl = n->tokens[t].len;
+        if (wl + 2 > sizeof buf)
+            continue;
+        buf[0] = ' ';
+        memcpy(buf + 1, cml_token_str(n, t), wl);
+        buf[wl + 1] = ' ';
+        size_t padded = wl + 2;
+        for (size_t g = cfg->char_min; g <= cfg->char_max && g <= padded; g++)
+            for (size_t i = 0; i + g <= padded; i++)
+                sink(s, f, term_key(buf + i, g, NS_CHAR));
+    }
+}
+
+/* --- hand features ------------------------------------------------------ */
+
+static const char *const wh_words[] = {"what", "why", "how", "when", "where",
+                                       "who",  "whom", "whose", "which"};
+static const char *const aux_words[] = {"is",    "are",   "am",    "was",   "were", "do",   "does",
+                                        "did",   "can",   "could", "will",  "would", "should",
+                                        "shall", "may",   "might", "must",  "have", "has",  "had"};
+static const char *const pronouns[] = {"it", "you", "we", "he", "she", "they", "i", "that", "this", "there"};
+static const char *const how_adjectives[] = {"old", "big", "long", "far", "tall", "heavy",
+                                             "high", "fast", "much", "many", "small", "hot", "cold"};
+static const char *const invite_verbs[] = {"tell", "show", "explain", "describe", "think",
+                                           "talk", "share", "figure", "imagine", "remember"};
+
+static bool word_in(const char *w, const char *const *list, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(w, list[i]) == 0)
+            return true;
+    return false;
+}
+#define WORD_IN(w, list) word_in((w), (list), sizeof(list) / sizeof((list)[0]))
+
+/* Is tokens[t..] the phrase (space-separated words)? */
+static bool phrase_at(const cml_normalized *n, size_t t, size_t end, const char *phrase) {
+    while (*phrase) {
+        if (t >= end)
+            return false;
+        const char *sp = strchr(phrase, ' ');
+        size_t len = sp ? (size_t)(sp - phrase) : strlen(phrase);
+        if (n->tokens[t].len != len || memcmp(cml_token_str(n, t), phrase, len) != 0)
+            return false;
+        phrase += len;
+        while (*phrase == ' ')
+            phrase++;
+        t++;
+    }
+    return true;
+}
+
+static bool has_phrase(const cml_normalized *n, size_t from, size_t end, const char *phrase) {
+    for (size_t t = from; t < end; t++)
+        if (phrase_at(n, t, end, phrase))
+            return true;
+    return false;
+}
+
+static void compute_hand(const cml_normalized *n, float *h) {
+    memset(h, 0, CML_HAND_FEATURES * sizeof(float));
+    if (n->n_tokens == 0)
+        return;
+    const cml_sentence *fs = &n->sentences[n->focus];
+    size_t a = fs->first, e = fs->first + fs->count, all = n->n_tokens;
+    const char *first = cml_token_str(n, a);
+    const char *second = fs->count > 1 ? cml_token_str(n, a + 1) : "";
+    const char *last = cml_token_str(n, e - 1);
+
+    h[0] = WORD_IN(first, wh_words);
+    h[1] = WORD_IN(first, aux_words);
+    h[2] = has_phrase(n, a, e, "or");
+    h[3] = has_phrase(n, a, e, "how many") || has_phrase(n, a, e, "how much");
+    h[4] = has_phrase(n, a, e, "what color") || has_phrase(n, a, e, "which color") ||
+           has_phrase(n, a, e, "what shape") || has_phrase(n, a, e, "what letter") ||
+           has_phrase(n, a, e, "what number") || has_phrase(n, a, e, "what day");
+    h[5] = has_phrase(n, 0, all, "what do you think") || has_phrase(n, 0, all, "what did you think");
+    h[6] = has_phrase(n, 0, all, "tell me") || has_phrase(n, 0, all, "tell us") ||
+           has_phrase(n, 0, all, "describe") || has_phrase(n, 0, all, "explain") ||
+           has_phrase(n, 0, all, "show me how");
+    h[7] = has_phrase(n, 0, all, "i wonder") || has_phrase(n, 0, all, "i am curious") ||
+           has_phrase(n, 0, all, "let us think") || has_phrase(n, 0, all, "let us figure") ||
+           has_phrase(n, 0, all, "i am wondering");
+    h[8] = has_phrase(n, 0, all, "why") || has_phrase(n, 0, all, "how come");
+    h[9] = has_phrase(n, 0, all, "why do not you") || has_phrase(n, 0, all, "why not");
+    bool tag = !strcmp(last, "right") || !strcmp(last, "okay") || !strcmp(last, "huh") ||
+               !strcmp(last, "eh") || !strcmp(last, "yes");
+    if (fs->count >= 3 && WORD_IN(last, pronouns) && !strcmp(cml_token_str(n, e - 2), "not") &&
+        WORD_IN(cml_token_str(n, e - 3), aux_words) && fs->count > 3)
+        tag = true;
+    h[10] = tag;
+    for (size_t t = a; t + 1 < e; t++) {
+        if (strcmp(cml_token_str(n, t), "how") != 0)
+            continue;
+        const char *next = cml_token_str(n, t + 1);
+        if (WORD_IN(next, how_adjectives))
+            h[12] = 1;
+        else if (WORD_IN(next, aux_words))
+            h[11] = 1;
+    }
+    h[13] = fs->question_mark;
+    for (size_t i = 0; i < n->n_sentences; i++)
+        if (n->sentences[i].question_mark)
+            h[14] = 1;
+    h[15] = (float)(n->n_sentences > 5 ? 5 : n->n_sentences) / 5.0f;
+    h[16] = (float)(log1p((double)fs->count) / log(40.0));
+    h[17] = (float)(log1p((double)all) / log(60.0));
+    h[18] = (!strcmp(first, "can") || !strcmp(first, "could") || !strcmp(first, "would") ||
+             !strcmp(first, "will")) &&
+            !strcmp(second, "you") && fs->count > 2 && WORD_IN(cml_token_str(n, a + 2), invite_verbs);
+    h[19] = WORD_IN(first, aux_words) && !strcmp(second, "you");
+    h[20] = has_phrase(n, a, e, "what happened") || has_phrase(n, a, e, "what happens") ||
+            has_phrase(n, a, e, "what will happen") || has_phrase(n, a, e, "what would happen") ||
+            has_phrase(n, a, e, "what could happen") || has_phrase(n, a, e, "what is going to happen");
+    h[21] = has_phrase(n, a, e, "which");
+    h[22] = !strcmp(first, "where") || !strcmp(first, "who") || !strcmp(first, "when");
+    h[23] = fs->count <= 2;
+}
+
+/* --- extraction ----------------------------------------------------------- */
+
+static void accumulate(cml_feature_scratch *s, const cml_featurizer *f, uint64_t key) {
+    int32_t pos = cml_u64_map_get(&f->index, key, -1);
+    if (pos < 0)
+        return;
+    int col = CML_HAND_FEATURES + pos;
+    size_t mask = s->slots_cap - 1;
+    for (size_t i = ((size_t)col * 0x9E3779B1u) & mask;; i = (i + 1) & mask) {
+        int p = s->slots[i];
+        if (p < 0) {
+            s->slots[i] = (int)s->n;
+            s->cols[s->n] = col;
+            s->vals[s->n] = 1.0f;
+            s->n++;
+            return;
+        }
+        if (s->cols[p] == col) {
+            s->vals[p] += 1.0f;
+            return;
+        }
+    }
+}
+
+static size_t term_bound(const cml_normalized *n, const cml_feature_config *cfg) {
+    size_t chars = n->chars_len;
+    return 8 * n->n_tokens + chars * (cfg->char_max - cfg->char_min + 1) +
+           2 * (cfg->char_max + 2) * n->n_tokens + 64;
+}
+
+cml_err cml_features_extract(const cml_featurizer *f, cml_feature_scratch *s, const char *text,
+                             size_t len, cml_sparse *out) {
+    cml_err err = prepare(s, text, len);
+    if (err != CML_OK)
+        return err;
+    size_t bound = term_bound(&s->norm, &f->cfg) + CML_HAND_FEATURES;
+    size_t slots = 64;
+    while (slots < bound * 2)
+        slots *= 2;
+    if (grow_array((void **)&s->cols, &s->cap, bound, sizeof(int)) != CML_OK)
+        return CML_ERR_NOMEM;
+    size_t vcap = s->cap;
+    s->cap = 0;
+    if (grow_array((void **)&s->vals, &s->cap, vcap, sizeof(float)) != CML_OK)
+        return CML_ERR_NOMEM;
+    if (slots > s->slots_cap) {
+        int *p = cml_realloc(s->slots, slots * sizeof(int));
+        if (p == NULL)
+            return CML_ERR_NOMEM;
+        s->slots = p;
+        s->slots_cap = slots;
+        memset(s->slots, 0xff, slots * sizeof(int));
+    }
+    /* Hand features first, then counted terms. */
+    float hand[CML_HAND_FEATURES];
+    compute_hand(&s->norm, hand);
+    s->n = 0;
+    for (int i = 0; i < CML_HAND_FEATURES; i++) {
+        if (hand[i] != 0.0f) {
+            s->cols[s->n] = i;
+            s->vals[s->n] = hand[i] * f->cfg.weight_hand;
+            s->n++;
+        }
+    }
+    size_t first_term = s->n;
+    enumerate_terms(s, f, &f->cfg, accumulate);
+
+    /* Sublinear TF times IDF, L2-normalised per namespace. */
+    double norm2[NS_COUNT] = {0};
+    for (size_t i = first_term; i < s->n; i++) {
+        size_t pos = (size_t)s->cols[i] - CML_HAND_FEATURES;
+        float v = (1.0f + logf(s->vals[i])) * f->idf[pos];
+        s->vals[i] = v;
+        norm2[f->keys[pos] & 3] += (double)v * v;
+    }
+    const float weight[NS_COUNT] = {f->cfg.weight_words, f->cfg.weight_focus, f->cfg.weight_chars};
+    float scale[NS_COUNT];
+    for (int k = 0; k < NS_COUNT; k++)
+        scale[k] = norm2[k] > 0 ? (float)(weight[k] / sqrt(norm2[k])) : 0.0f;
+    for (size_t i = first_term; i < s->n; i++) {
+        size_t pos = (size_t)s->cols[i] - CML_HAND_FEATURES;
+        s->vals[i] *= scale[f->keys[pos] & 3];
+        /* Leave the position index clean for the next call. */
+    }
+    size_t mask = s->slots_cap - 1;
+    for (size_t i = first_term; i < s->n; i++)
+        for (size_t j = ((size_t)s->cols[i] * 0x9E3779B1u) & mask;; j = (j + 1) & mask)
+            if (s->slots[j] == (int)i) {
+                s->slots[j] = -1;
+                break;
+            }
+    out->n = (int)s->n;
+    out->idx = s->cols;
+    out->val = s->vals;
+    return CML_OK;
+}
+
+cml_err cml_hand_features(cml_feature_scratch *s, const char *text, size_t len, float *out) {
+    cml_err err = cml_normalize(text, len, &s->norm);
+    if (err == CML_OK)
+        compute_hand(&s->norm, out);
+    return err;
+}
+
+/* --- fitting -------------------------------------------------------------- */
+
+static void collect(cml_feature_scratch *s, const cml_featurizer *f, uint64_t key) {
+    (void)f;
+    if (grow_array((void **)&s->terms, &s->terms_cap, s->n_terms + 1, sizeof(uint64_t)) != CML_OK)
+        return; /* counted as a failure by the caller through n_terms mismatch */
+    s->terms[s->n_terms++] = key;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static cml_err build_index(cml_featurizer *f) {
+    cml_err err = cml_u64_map_init(&f->index, f->n_vocab);
+    if (err != CML_OK)
+        return err;
+    for (size_t i = 0; i < f->n_vocab; i++) {
+        int32_t *v = cml_u64_map_upsert(&f->index, f->keys[i], (int32_t)i);
+        if (v == NULL)
+            return CML_ERR_NOMEM;
+    }
+    return CML_OK;
+}
+
+cml_err cml_featurizer_fit(const cml_dataset *ds, const cml_feature_config *cfg,
+                           cml_featurizer **out) {
+    cml_err err = CML_OK;
+    cml_u64_map df = {0};
+    cml_feature_scratch *s = NULL;
+    cml_featurizer *f = NULL;
+
+    *out = NULL;
+    if (ds == NULL || ds->n == 0)
+        return CML_ERR_INVALID;
+    if (cfg == NULL)
+        cfg = &cml_feature_config_default;
+    if (cfg->char_min < 1 || cfg->char_max < cfg->char_min || cfg->char_max > 8)
+        return CML_ERR_INVALID;
+    s = cml_feature_scratch_new();
+    f = cml_calloc(1, sizeof(*f));
+    if (s == NULL || f == NULL || cml_u64_map_init(&df, 1 << 16) != CML_OK) {
+        err = CML_ERR_NOMEM;
+        goto done;
+    }
+    f->cfg = *cfg;
+    f->n_docs = (uint32_t)ds->n;
+    for (size_t r = 0; r < ds->n; r++) {
+        if ((err = prepare(s, ds->texts[r], strlen(ds->texts[r]))) != CML_OK)
+            goto done;
+        s->n_terms = 0;
+        enumerate_terms(s, f, cfg, collect);
+        qsort(s->terms, s->n_terms, sizeof(uint64_t), cmp_u64);
+        for (size_t i = 0; i < s->n_terms; i++) {
+            if (i > 0 && s->terms[i] == s->terms[i - 1])
+                continue;
+            int32_t *c = cml_u64_map_upsert(&df, s->terms[i], 0);
+            if (c == NULL) {
+                err = CML_ERR_NOMEM;
+                goto done;
+            }
+            (*c)++;
+        }
+    }
+    f->keys = cml_malloc(df.n * sizeof(uint64_t));
+    f->idf = cml_malloc(df.n * sizeof(float));
+    if (f->keys == NULL || f->idf == NULL) {
+        err = CML_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < df.cap; i++) {
+        uint64_t key = df.keys[i];
+        if (key == 0)
+            continue;
+        uint32_t min_df = (key & 3) == NS_CHAR ? cfg->min_df_chars : cfg->min_df_words;
+        if ((uint32_t)df.vals[i] >= min_df)
+            f->keys[f->n_vocab++] = key;
+    }
+    qsort(f->keys, f->n_vocab, sizeof(uint64_t), cmp_u64);
+    for (size_t i = 0; i < f->n_vocab; i++) {
+        int32_t d = cml_u64_map_get(&df, f->keys[i], 0);
+        f->idf[i] = (float)(log((1.0 + ds->n) / (1.0 + d)) + 1.0);
+    }
+    if ((err = build_index(f)) != CML_OK)
+        goto done;
+    *out = f;
+    f = NULL;
+done:
+    cml_u64_map_release(&df);
+    cml_feature_scratch_free(s);
+    cml_featurizer_free(f);
+    return err;
+}
+
+void cml_featurizer_free(cml_featurizer *f) {
+    if (f == NULL)
+        return;
+    cml_free(f->keys);
+    cml_free(f->idf);
+    cml_u64_map_release(&f->index);
+    cml_free(f);
+}
+
+size_t cml_featurizer_n_cols(const cml_featurizer *f) { return CML_HAND_FEATURES + f->n_vocab; }
+
+const cml_feature_config *cml_featurizer_config(const cml_featurizer *f) { return &f->cfg; }
+
+static int cmp_col(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+void cml_csr_free(cml_csr *m) {
+    if (m == NULL)
+        return;
+    cml_free(m->indptr);
+    cml_free(m->indices);
+    cml_free(m->values);
+    memset(m, 0, sizeof(*m));
+}
+
+cml_err cml_features_matrix(const cml_featurizer *f, const cml_dataset *ds, cml_csr *out) {
+    cml_err err = CML_OK;
+    cml_feature_scratch *s = cml_feature_scratch_new();
+    size_t cap = 0, nnz = 0;
+    int *pairs = NULL; /* (col, value bits) pairs for sorting */
+    size_t pairs_cap = 0;
+    memset(out, 0, sizeof(*out));
+    out->n_rows = ds->n;
+    out->n_cols = cml_featurizer_n_cols(f);
+    out->indptr = cml_calloc(ds->n + 1, sizeof(size_t));
+    if (s == NULL || out->indptr == NULL) {
+        err = CML_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t r = 0; r < ds->n; r++) {
+        cml_sparse row;
+        if ((err = cml_features_extract(f, s, ds->texts[r], strlen(ds->texts[r]), &row)) != CML_OK)
+            goto done;
+        if (nnz + (size_t)row.n > cap) {
+            size_t c = cap ? cap * 2 : 1 << 16;
+            while (c < nnz + (size_t)row.n)
+                c *= 2;
+            int *ni = cml_realloc(out->indices, c * sizeof(int));
+            if (ni == NULL) {
+                err = CML_ERR_NOMEM;
+                goto done;
+            }
+            out->indices = ni;
+            float *nv = cml_realloc(out->values, c * sizeof(float));
+            if (nv == NULL) {
+                err = CML_ERR_NOMEM;
+                goto done;
+            }
+            out->values = nv;
+            cap = c;
+        }
+        /* Sort the row by column: pack (col, float bits) pairs. */
+        if (grow_array((void **)&pairs, &pairs_cap, 2 * (size_t)row.n, sizeof(int)) != CML_OK) {
+            err = CML_ERR_NOMEM;
+            goto done;
+        }
+        for (int i = 0; i < row.n; i++) {
+            pairs[2 * i] = row.idx[i];
+            memcpy(&pairs[2 * i + 1], &row.val[i], sizeof(float));
+        }
+        qsort(pairs, (size_t)row.n, 2 * sizeof(int), cmp_col);
+        for (int i = 0; i < row.n; i++) {
+            out->indices[nnz] = pairs[2 * i];
+            memcpy(&out->values[nnz], &pairs[2 * i + 1], sizeof(float));
+            nnz++;
+        }
+        out->indptr[r + 1] = nnz;
+    }
+done:
+    cml_free(pairs);
+    cml_feature_scratch_free(s);
+    if (err != CML_OK)
+        cml_csr_free(out);
+    return err;
+}
+
+/* --- serialisation -------------------------------------------------------- */
+
+cml_err cml_featurizer_serialize(const cml_featurizer *f, uint8_t **buf, size_t *len) {
+    cml_buf b = {0};
+    cml_buf_put_u32(&b, FEATURIZER_FORMAT);
+    cml_buf_put_u32(&b, CML_HAND_FEATURES);
+    cml_buf_put_u32(&b, f->cfg.min_df_words);
+    cml_buf_put_u32(&b, f->cfg.min_df_chars);
+    cml_buf_put_u32(&b, f->cfg.char_min);
+    cml_buf_put_u32(&b, f->cfg.char_max);
+    cml_buf_put_f32(&b, f->cfg.weight_words);
+    cml_buf_put_f32(&b, f->cfg.weight_focus);
+    cml_buf_put_f32(&b, f->cfg.weight_chars);
+    cml_buf_put_f32(&b, f->cfg.weight_hand);
+    cml_buf_put_u32(&b, f->n_docs);
+    cml_buf_put_u32(&b, (uint32_t)f->n_vocab);
+    for (size_t i = 0; i < f->n_vocab; i++)
+        cml_buf_put_u64(&b, f->keys[i]);
+    for (size_t i = 0; i < f->n_vocab; i++)
+        cml_buf_put_f32(&b, f->idf[i]);
+    cml_err err = cml_buf_status(&b);
+    if (err != CML_OK) {
+        cml_buf_release(&b);
+        return err;
+    }
+    *buf = cml_buf_take(&b, len);
+    return CML_OK;
+}
+
+cml_err cml_featurizer_deserialize(const uint8_t *buf, size_t len, cml_featurizer **out,
+                                   cml_diag *diag) {
+    cml_err err = CML_OK;
+    cml_reader r = cml_reader_init(buf, len);
+    cml_featurizer *f = cml_calloc(1, sizeof(*f));
+    *out = NULL;
+    if (f == NULL)
+        return CML_ERR_NOMEM;
+    uint32_t format = cml_read_u32(&r), hand = cml_read_u32(&r);
+    if (format != FEATURIZER_FORMAT || hand != CML_HAND_FEATURES) {
+        err = cml_diag_set(diag, CML_ERR_VERSION, "feature format %u with %u hand features is not supported",
+                           format, hand);
+        goto done;
+    }
+    f->cfg.min_df_words = cml_read_u32(&r);
+    f->cfg.min_df_chars = cml_read_u32(&r);
+    f->cfg.char_min = cml_read_u32(&r);
+    f->cfg.char_max = cml_read_u32(&r);
+    f->cfg.weight_words = cml_read_f32(&r);
+    f->cfg.weight_focus = cml_read_f32(&r);
+    f->cfg.weight_chars = cml_read_f32(&r);
+    f->cfg.weight_hand = cml_read_f32(&r);
+    f->n_docs = cml_read_u32(&r);
+    uint32_t n_vocab = cml_read_u32(&r);
+    if (r.failed || f->cfg.char_min < 1 || f->cfg.char_max < f->cfg.char_min || f->cfg.char_max > 8 ||
+        (uint64_t)n_vocab * 12 != r.left) {
+        err = cml_diag_set(diag, CML_ERR_FORMAT, "feature section is truncated or inconsistent");
+        goto done;
+    }
+    f->keys = cml_malloc(((size_t)n_vocab + 1) * sizeof(uint64_t));
+    f->idf = cml_malloc(((size_t)n_vocab + 1) * sizeof(float));
+    if (f->keys == NULL || f->idf == NULL) {
+        err = CML_ERR_NOMEM;
+        goto done;
+    }
+    f->n_vocab = n_vocab;
+    for (size_t i = 0; i < n_vocab; i++) {
+        f->keys[i] = cml_read_u64(&r);
+        if (f->keys[i] == 0 || (f->keys[i] & 3) == 3 || (i > 0 && f->keys[i] <= f->keys[i - 1])) {
+            err = cml_diag_set(diag, CML_ERR_FORMAT, "feature vocabulary is corrupt");
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < n_vocab; i++) {
+        f->idf[i] = cml_read_f32(&r);
+        if (!isfinite(f->idf[i]) || f->idf[i] < 0) {
+            err = cml_diag_set(diag, CML_ERR_FORMAT, "feature weights are corrupt");
+            goto done;
+        }
+    }
+    if ((err = build_index(f)) != CML_OK)
+        goto done;
+    *out = f;
+    f = NULL;
+done:
+    cml_featurizer_free(f);
+    return err;
+}
