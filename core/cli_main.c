@@ -30,7 +30,8 @@ static void usage(FILE *out) {
             "Usage: %s COMMAND [OPTIONS]\n"
             "\n"
             "Commands:\n"
-            "  train    --model classic|ensemble [--data FILE] [--out DIR] [--seed N] [--folds K] [--json]\n"
+            "  train    --model classic|ensemble [--data FILE] [--out DIR] [--seed N] [--folds K] "
+            "[--json]\n"
             "           train on a text,label CSV (default: the bundled data), print the metrics,\n"
             "           write TYPE_VERSION.model and point TYPE_latest.model at it\n"
             "  evaluate --model FILE --data FILE [--json]\n"
@@ -376,7 +377,8 @@ static int cmd_info(int argc, char **argv) {
     json_object_object_add(o, "size_bytes", json_object_new_int64((int64_t)m->file_bytes));
     json_object_object_add(o, "n_train", json_object_new_int64(m->n_train));
     json_object_object_add(o, "n_test", json_object_new_int64(m->n_test));
-    json_object_object_add(o, "features", json_object_new_int64((int64_t)cml_featurizer_n_cols(m->features)));
+    json_object_object_add(o, "features",
+                           json_object_new_int64((int64_t)cml_featurizer_n_cols(m->features)));
     json_object_object_add(o, "voting", json_object_new_string(cml_model_voting(m)));
     json_object *labels = json_object_new_array(), *members = json_object_new_array();
     for (size_t c = 0; c < m->n_labels; c++)
@@ -398,7 +400,8 @@ static int cmd_info(int argc, char **argv) {
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
     } else {
         printf("%s model %s\n", cml_model_type_name(m->type), m->version);
-        printf("  file        %s (%zu bytes)\n  sha256      %s\n", path, m->file_bytes, m->file_sha256);
+        printf("  file        %s (%zu bytes)\n  sha256      %s\n", path, m->file_bytes,
+               m->file_sha256);
         printf("  trained on  %u rows (data sha256 %.16s...), %u held out\n", m->n_train,
                m->data_sha256, m->n_test);
         printf("  features    %zu columns\n  voting      %s\n  members    ",

@@ -16,8 +16,8 @@ void cml_shuffle(size_t *a, size_t n, cml_rng *r) {
 }
 
 /* Rows grouped by label, each group shuffled; caller frees *order. */
-static cml_err grouped_order(const int *y, size_t n, size_t n_labels, uint64_t seed,
-                             size_t **order, size_t *starts) {
+static cml_err grouped_order(const int *y, size_t n, size_t n_labels, uint64_t seed, size_t **order,
+                             size_t *starts) {
     size_t *o = cml_malloc((n ? n : 1) * sizeof(size_t));
     if (o == NULL)
         return CML_ERR_NOMEM;

@@ -260,8 +260,8 @@ static cml_err read_record(const char *buf, size_t len, size_t *pos, size_t *lin
             i++;
             for (;;) {
                 if (i >= len)
-                    return cml_diag_set(diag, CML_ERR_CSV,
-                                        "line %zu: quoted field is never closed", quote_line);
+                    return cml_diag_set(diag, CML_ERR_CSV, "line %zu: quoted field is never closed",
+                                        quote_line);
                 if (buf[i] == '"') {
                     if (i + 1 < len && buf[i + 1] == '"') {
                         if ((err = field_push(f, '"')) != CML_OK)
@@ -280,8 +280,7 @@ static cml_err read_record(const char *buf, size_t len, size_t *pos, size_t *lin
             }
             if (i < len && buf[i] != ',' && buf[i] != '\n' && buf[i] != '\r')
                 return cml_diag_set(diag, CML_ERR_CSV,
-                                    "line %zu: unexpected character after a closing quote",
-                                    *line);
+                                    "line %zu: unexpected character after a closing quote", *line);
         }
         /* Unquoted part of the field. */
         while (i < len && buf[i] != ',' && buf[i] != '\n' && buf[i] != '\r') {
@@ -334,8 +333,8 @@ static bool name_equals(const char *field, const char *name) {
     return true;
 }
 
-cml_err cml_csv_parse(const char *buf, size_t len, const cml_csv_options *opts,
-                      cml_dataset **out, cml_diag *diag) {
+cml_err cml_csv_parse(const char *buf, size_t len, const cml_csv_options *opts, cml_dataset **out,
+                      cml_diag *diag) {
     static const cml_csv_options defaults = CML_CSV_OPTIONS_TRAINING;
     cml_err err = CML_OK;
     csv_record rec = {0};
@@ -360,7 +359,8 @@ cml_err cml_csv_parse(const char *buf, size_t len, const cml_csv_options *opts,
     do {
         err = read_record(buf, len, &pos, &line, &rec, diag);
         if (err == CML_ERR_NOT_FOUND) {
-            err = cml_diag_set(diag, CML_ERR_CSV, "the CSV is empty: expected a header `text,label`");
+            err =
+                cml_diag_set(diag, CML_ERR_CSV, "the CSV is empty: expected a header `text,label`");
             goto done;
         }
         if (err != CML_OK)
@@ -402,7 +402,8 @@ cml_err cml_csv_parse(const char *buf, size_t len, const cml_csv_options *opts,
         if (record_is_blank(&rec))
             continue;
         if (rec.n != n_cols) {
-            err = cml_diag_set(diag, CML_ERR_CSV, "line %zu: expected %zu fields as in the header, found %zu",
+            err = cml_diag_set(diag, CML_ERR_CSV,
+                               "line %zu: expected %zu fields as in the header, found %zu",
                                rec_line, n_cols, rec.n);
             goto done;
         }
@@ -435,9 +436,9 @@ cml_err cml_csv_parse(const char *buf, size_t len, const cml_csv_options *opts,
     }
     if (ds->n_labels < opts->min_labels) {
         err = cml_diag_set(diag, CML_ERR_DATA,
-                           "%zu distinct label%s (%s): at least %zu are needed to train", ds->n_labels,
-                           ds->n_labels == 1 ? "" : "s", ds->n_labels ? ds->label_names[0] : "none",
-                           opts->min_labels);
+                           "%zu distinct label%s (%s): at least %zu are needed to train",
+                           ds->n_labels, ds->n_labels == 1 ? "" : "s",
+                           ds->n_labels ? ds->label_names[0] : "none", opts->min_labels);
         goto done;
     }
     *out = ds;
@@ -455,8 +456,8 @@ cml_err cml_csv_read_file(const char *path, const cml_csv_options *opts, cml_dat
     size_t len = 0, cap = 0;
     FILE *fp = fopen(path, "rb");
     if (fp == NULL)
-        return cml_diag_set(diag, errno == ENOENT ? CML_ERR_NOT_FOUND : CML_ERR_IO, "%s: %s",
-                            path, strerror(errno));
+        return cml_diag_set(diag, errno == ENOENT ? CML_ERR_NOT_FOUND : CML_ERR_IO, "%s: %s", path,
+                            strerror(errno));
     for (;;) {
         if (cap - len < 65536) {
             cap = cap ? cap * 2 : 1 << 20;

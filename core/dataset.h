@@ -25,7 +25,8 @@ typedef struct cml_csv_options {
     size_t max_text_bytes; /* reject longer texts; 0 = no limit */
 } cml_csv_options;
 
-#define CML_CSV_OPTIONS_TRAINING {.min_labels = 2, .min_rows = 1, .max_text_bytes = 0}
+#define CML_CSV_OPTIONS_TRAINING                                                                   \
+    { .min_labels = 2, .min_rows = 1, .max_text_bytes = 0 }
 
 /*
  * Parses a whole CSV held in memory: UTF-8 with or without BOM, LF or CRLF,
@@ -34,8 +35,8 @@ typedef struct cml_csv_options {
  * and upper-cased. On success *out is a new dataset the caller frees with
  * cml_dataset_free; on failure *out is NULL and diag names the line.
  */
-cml_err cml_csv_parse(const char *buf, size_t len, const cml_csv_options *opts,
-                      cml_dataset **out, cml_diag *diag);
+cml_err cml_csv_parse(const char *buf, size_t len, const cml_csv_options *opts, cml_dataset **out,
+                      cml_diag *diag);
 
 /* Reads and parses a file; same ownership as cml_csv_parse. */
 cml_err cml_csv_read_file(const char *path, const cml_csv_options *opts, cml_dataset **out,

@@ -151,7 +151,8 @@ static cml_err linear_train(int solver, const cml_train_set *ts, const cml_membe
     if (st == NULL)
         return CML_ERR_NOMEM;
     if (ts->n_labels < 2 || ts->n_labels > CML_MAX_LABELS) {
-        err = cml_diag_set(diag, CML_ERR_DATA, "linear members need 2 to %d labels", CML_MAX_LABELS);
+        err =
+            cml_diag_set(diag, CML_ERR_DATA, "linear members need 2 to %d labels", CML_MAX_LABELS);
         goto done;
     }
     double C = mp && mp->C > 0 ? mp->C : (solver == L2R_LR ? 10.0 : 0.5);
@@ -170,8 +171,8 @@ static cml_err linear_train(int solver, const cml_train_set *ts, const cml_membe
         goto done;
     }
     /* Out-of-fold decision values for the calibrator. */
-    if ((err = cml_stratified_folds(ts->y, n, ts->n_labels, CALIBRATION_FOLDS,
-                                    mp ? mp->seed : 42, fold_of)) != CML_OK)
+    if ((err = cml_stratified_folds(ts->y, n, ts->n_labels, CALIBRATION_FOLDS, mp ? mp->seed : 42,
+                                    fold_of)) != CML_OK)
         goto done;
     for (size_t fold = 0; fold < CALIBRATION_FOLDS; fold++) {
         size_t nt = 0;

@@ -15,7 +15,7 @@ typedef struct cml_metrics {
     size_t n, n_labels;
     double accuracy, precision_macro, recall_macro, f1_macro, mcc, log_loss;
     double roc_auc; /* binary: AUC of label 1; more labels: macro one-vs-rest; NAN if undefined */
-    size_t *confusion; /* n_labels * n_labels, rows actual, columns predicted; owned */
+    size_t *confusion;           /* n_labels * n_labels, rows actual, columns predicted; owned */
     cml_class_report *per_class; /* n_labels, owned */
 } cml_metrics;
 

@@ -77,8 +77,8 @@ static int argmax(const double *p, size_t n) {
     return (int)best;
 }
 
-cml_err cml_model_predict(const cml_model *m, cml_feature_scratch *s, const char *text,
-                          size_t len, cml_prediction *out) {
+cml_err cml_model_predict(const cml_model *m, cml_feature_scratch *s, const char *text, size_t len,
+                          cml_prediction *out) {
     cml_sparse x;
     double member_probs[CML_MAX_MEMBERS * CML_MAX_LABELS];
     if (m == NULL || s == NULL || text == NULL || out == NULL)

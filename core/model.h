@@ -44,7 +44,7 @@ typedef struct cml_model {
     cml_featurizer *features;     /* owned */
     size_t n_members;
     cml_model_member members[CML_MAX_MEMBERS]; /* states owned */
-    char *metrics_json; /* owned JSON object text: held-out and CV metrics per member */
+    char *metrics_json;   /* owned JSON object text: held-out and CV metrics per member */
     cml_dataset *holdout; /* owned held-out split, for evaluation without data; may be NULL */
     char file_sha256[65]; /* of the file it was loaded from or saved to, else "" */
     size_t file_bytes;
@@ -73,8 +73,8 @@ cml_model *cml_model_retain(cml_model *m);
 void cml_model_release(cml_model *m);
 
 /* Classifies text with the scratch of the calling thread. */
-cml_err cml_model_predict(const cml_model *m, cml_feature_scratch *s, const char *text,
-                          size_t len, cml_prediction *out);
+cml_err cml_model_predict(const cml_model *m, cml_feature_scratch *s, const char *text, size_t len,
+                          cml_prediction *out);
 
 /* Combined probabilities of member probabilities (n_members x n_labels) by the weights. */
 void cml_model_combine(const cml_model *m, const double *member_probs, double *out);

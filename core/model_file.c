@@ -18,7 +18,8 @@
 #include "cml_alloc.h"
 
 #define MAGIC "CMLMODEL"
-#define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#define TAG(a, b, c, d)                                                                            \
+    ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define TAG_META TAG('M', 'E', 'T', 'A')
 #define TAG_FEAT TAG('F', 'E', 'A', 'T')
 #define TAG_MEMB TAG('M', 'E', 'M', 'B')
@@ -68,7 +69,8 @@ static json_object *meta_json(const cml_model *m) {
     const cml_feature_config *fc = cml_featurizer_config(m->features);
     json_object *feat = json_object_new_object();
     json_object_object_add(feat, "hand_features", json_object_new_int(CML_HAND_FEATURES));
-    json_object_object_add(feat, "columns", json_object_new_int64((int64_t)cml_featurizer_n_cols(m->features)));
+    json_object_object_add(feat, "columns",
+                           json_object_new_int64((int64_t)cml_featurizer_n_cols(m->features)));
     json_object_object_add(feat, "char_ngrams_min", json_object_new_int((int)fc->char_min));
     json_object_object_add(feat, "char_ngrams_max", json_object_new_int((int)fc->char_max));
     json_object_object_add(feat, "word_ngrams", json_object_new_string("1-2 (focus sentence 1-3)"));
@@ -173,10 +175,14 @@ static cml_err parse_meta(cml_model *m, const char *text, size_t len, uint32_t *
     const char *type = json_str(o, "type"), *version = json_str(o, "version"),
                *data = json_str(o, "data_sha256");
     if (type == NULL || cml_model_type_parse(type, &m->type) != CML_OK || version == NULL ||
-        strlen(version) >= sizeof(m->version) || data == NULL || strlen(data) >= sizeof(m->data_sha256) ||
-        !json_object_object_get_ex(o, "labels", &labels) || !json_object_is_type(labels, json_type_array) ||
-        !json_object_object_get_ex(o, "members", &members) || !json_object_is_type(members, json_type_array)) {
-        err = cml_diag_set(diag, CML_ERR_FORMAT, "model metadata lacks type, version, labels or members");
+        strlen(version) >= sizeof(m->version) || data == NULL ||
+        strlen(data) >= sizeof(m->data_sha256) ||
+        !json_object_object_get_ex(o, "labels", &labels) ||
+        !json_object_is_type(labels, json_type_array) ||
+        !json_object_object_get_ex(o, "members", &members) ||
+        !json_object_is_type(members, json_type_array)) {
+        err = cml_diag_set(diag, CML_ERR_FORMAT,
+                           "model metadata lacks type, version, labels or members");
         goto done;
     }
     strcpy(m->version, version);
@@ -191,7 +197,8 @@ static cml_err parse_meta(cml_model *m, const char *text, size_t len, uint32_t *
         m->training_time_s = d;
     size_t nl = json_object_array_length(labels);
     if (nl < 2 || nl > CML_MAX_LABELS) {
-        err = cml_diag_set(diag, CML_ERR_FORMAT, "model has %zu labels (2 to %d supported)", nl, CML_MAX_LABELS);
+        err = cml_diag_set(diag, CML_ERR_FORMAT, "model has %zu labels (2 to %d supported)", nl,
+                           CML_MAX_LABELS);
         goto done;
     }
     for (size_t i = 0; i < nl; i++) {
@@ -213,7 +220,8 @@ static cml_err parse_meta(cml_model *m, const char *text, size_t len, uint32_t *
     }
     for (size_t i = 0; i < nm; i++) {
         json_object *mem = json_object_array_get_idx(members, i);
-        const char *name = json_object_is_type(mem, json_type_object) ? json_str(mem, "name") : NULL;
+        const char *name =
+            json_object_is_type(mem, json_type_object) ? json_str(mem, "name") : NULL;
         double kind, weight;
         if (name == NULL || !json_num(mem, "kind", &kind) || !json_num(mem, "weight", &weight) ||
             weight < 0 || weight > 1) {
@@ -223,7 +231,8 @@ static cml_err parse_meta(cml_model *m, const char *text, size_t len, uint32_t *
         const cml_member_ops *ops = cml_member_ops_by_kind((cml_member_kind)kind);
         if (ops == NULL) {
             err = cml_diag_set(diag, CML_ERR_UNSUPPORTED,
-                               "this build cannot load the %s member (built without its library)", name);
+                               "this build cannot load the %s member (built without its library)",
+                               name);
             goto done;
         }
         m->members[i].ops = ops;
@@ -259,8 +268,8 @@ cml_err cml_model_deserialize(const uint8_t *buf, size_t len, cml_model **out, c
     uint32_t version = cml_read_u32(&r);
     if (version > CML_MODEL_FORMAT_VERSION)
         return cml_diag_set(diag, CML_ERR_VERSION,
-                            "model file format %u is newer than this program supports (%d)", version,
-                            CML_MODEL_FORMAT_VERSION);
+                            "model file format %u is newer than this program supports (%d)",
+                            version, CML_MODEL_FORMAT_VERSION);
     if (version != CML_MODEL_FORMAT_VERSION)
         return cml_diag_set(diag, CML_ERR_FORMAT, "model file format %u is unknown", version);
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -295,12 +304,13 @@ cml_err cml_model_deserialize(const uint8_t *buf, size_t len, cml_model **out, c
             uint32_t kind = cml_read_u32(&mr);
             cml_model_member *mm = &m->members[members_loaded];
             if (mr.failed || kind != kinds[members_loaded]) {
-                err = cml_diag_set(diag, CML_ERR_FORMAT, "member %zu (%s) is missing or out of order",
-                                   members_loaded, mm->ops->name);
+                err =
+                    cml_diag_set(diag, CML_ERR_FORMAT, "member %zu (%s) is missing or out of order",
+                                 members_loaded, mm->ops->name);
                 goto done;
             }
-            err = mm->ops->deserialize(mr.p, mr.left, m->n_labels, cml_featurizer_n_cols(m->features),
-                                       &mm->state, diag);
+            err = mm->ops->deserialize(mr.p, mr.left, m->n_labels,
+                                       cml_featurizer_n_cols(m->features), &mm->state, diag);
             if (err != CML_OK)
                 goto done;
             members_loaded++;
@@ -405,8 +415,8 @@ cml_err cml_read_file(const char *path, size_t max, uint8_t **buf, size_t *len, 
     *buf = NULL;
     *len = 0;
     if (fd < 0)
-        return cml_diag_set(diag, errno == ENOENT ? CML_ERR_NOT_FOUND : CML_ERR_IO, "cannot open %s: %s",
-                            path, strerror(errno));
+        return cml_diag_set(diag, errno == ENOENT ? CML_ERR_NOT_FOUND : CML_ERR_IO,
+                            "cannot open %s: %s", path, strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         err = cml_diag_set(diag, CML_ERR_IO, "%s is not a regular file", path);
         goto done;

@@ -28,12 +28,30 @@ const cml_feature_config cml_feature_config_default = {
 };
 
 const char *const cml_hand_feature_names[CML_HAND_FEATURES] = {
-    "focus_opens_wh",     "focus_opens_aux",   "focus_has_or",        "how_many_much",
-    "what_color_shape",   "what_do_you_think", "tell_describe_explain", "i_wonder_lets_think",
-    "why",                "why_dont_you",      "tag_question",        "how_process",
-    "how_adjective",      "focus_question_mark", "any_question_mark", "sentences",
-    "focus_length",       "total_length",      "can_you_invitation",  "aux_you_opening",
-    "what_happens",       "which",             "where_who_when",      "very_short",
+    "focus_opens_wh",
+    "focus_opens_aux",
+    "focus_has_or",
+    "how_many_much",
+    "what_color_shape",
+    "what_do_you_think",
+    "tell_describe_explain",
+    "i_wonder_lets_think",
+    "why",
+    "why_dont_you",
+    "tag_question",
+    "how_process",
+    "how_adjective",
+    "focus_question_mark",
+    "any_question_mark",
+    "sentences",
+    "focus_length",
+    "total_length",
+    "can_you_invitation",
+    "aux_you_opening",
+    "what_happens",
+    "which",
+    "where_who_when",
+    "very_short",
 };
 
 struct cml_featurizer {
@@ -216,16 +234,18 @@ static void enumerate_terms(cml_feature_scratch *s, const cml_featurizer *f,
 
 /* --- hand features ------------------------------------------------------ */
 
-static const char *const wh_words[] = {"what", "why", "how", "when", "where",
+static const char *const wh_words[] = {"what", "why",  "how",   "when", "where",
                                        "who",  "whom", "whose", "which"};
-static const char *const aux_words[] = {"is",    "are",   "am",    "was",   "were", "do",   "does",
-                                        "did",   "can",   "could", "will",  "would", "should",
-                                        "shall", "may",   "might", "must",  "have", "has",  "had"};
-static const char *const pronouns[] = {"it", "you", "we", "he", "she", "they", "i", "that", "this", "there"};
-static const char *const how_adjectives[] = {"old", "big", "long", "far", "tall", "heavy",
-                                             "high", "fast", "much", "many", "small", "hot", "cold"};
-static const char *const invite_verbs[] = {"tell", "show", "explain", "describe", "think",
-                                           "talk", "share", "figure", "imagine", "remember"};
+static const char *const aux_words[] = {"is",  "are",   "am",    "was",  "were",  "do",     "does",
+                                        "did", "can",   "could", "will", "would", "should", "shall",
+                                        "may", "might", "must",  "have", "has",   "had"};
+static const char *const pronouns[] = {"it",   "you", "we",   "he",   "she",
+                                       "they", "i",   "that", "this", "there"};
+static const char *const how_adjectives[] = {"old",   "big",  "long", "far",  "tall",
+                                             "heavy", "high", "fast", "much", "many",
+                                             "small", "hot",  "cold"};
+static const char *const invite_verbs[] = {"tell", "show",  "explain", "describe", "think",
+                                           "talk", "share", "figure",  "imagine",  "remember"};
 
 static bool word_in(const char *w, const char *const *list, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -276,7 +296,8 @@ static void compute_hand(const cml_normalized *n, float *h) {
     h[4] = has_phrase(n, a, e, "what color") || has_phrase(n, a, e, "which color") ||
            has_phrase(n, a, e, "what shape") || has_phrase(n, a, e, "what letter") ||
            has_phrase(n, a, e, "what number") || has_phrase(n, a, e, "what day");
-    h[5] = has_phrase(n, 0, all, "what do you think") || has_phrase(n, 0, all, "what did you think");
+    h[5] =
+        has_phrase(n, 0, all, "what do you think") || has_phrase(n, 0, all, "what did you think");
     h[6] = has_phrase(n, 0, all, "tell me") || has_phrase(n, 0, all, "tell us") ||
            has_phrase(n, 0, all, "describe") || has_phrase(n, 0, all, "explain") ||
            has_phrase(n, 0, all, "show me how");
@@ -309,11 +330,13 @@ static void compute_hand(const cml_normalized *n, float *h) {
     h[17] = (float)(log1p((double)all) / log(60.0));
     h[18] = (!strcmp(first, "can") || !strcmp(first, "could") || !strcmp(first, "would") ||
              !strcmp(first, "will")) &&
-            !strcmp(second, "you") && fs->count > 2 && WORD_IN(cml_token_str(n, a + 2), invite_verbs);
+            !strcmp(second, "you") && fs->count > 2 &&
+            WORD_IN(cml_token_str(n, a + 2), invite_verbs);
     h[19] = WORD_IN(first, aux_words) && !strcmp(second, "you");
     h[20] = has_phrase(n, a, e, "what happened") || has_phrase(n, a, e, "what happens") ||
             has_phrase(n, a, e, "what will happen") || has_phrase(n, a, e, "what would happen") ||
-            has_phrase(n, a, e, "what could happen") || has_phrase(n, a, e, "what is going to happen");
+            has_phrase(n, a, e, "what could happen") ||
+            has_phrase(n, a, e, "what is going to happen");
     h[21] = has_phrase(n, a, e, "which");
     h[22] = !strcmp(first, "where") || !strcmp(first, "who") || !strcmp(first, "when");
     h[23] = fs->count <= 2;
@@ -645,8 +668,9 @@ cml_err cml_featurizer_deserialize(const uint8_t *buf, size_t len, cml_featurize
         return CML_ERR_NOMEM;
     uint32_t format = cml_read_u32(&r), hand = cml_read_u32(&r);
     if (format != FEATURIZER_FORMAT || hand != CML_HAND_FEATURES) {
-        err = cml_diag_set(diag, CML_ERR_VERSION, "feature format %u with %u hand features is not supported",
-                           format, hand);
+        err =
+            cml_diag_set(diag, CML_ERR_VERSION,
+                         "feature format %u with %u hand features is not supported", format, hand);
         goto done;
     }
     f->cfg.min_df_words = cml_read_u32(&r);
@@ -659,8 +683,8 @@ cml_err cml_featurizer_deserialize(const uint8_t *buf, size_t len, cml_featurize
     f->cfg.weight_hand = cml_read_f32(&r);
     f->n_docs = cml_read_u32(&r);
     uint32_t n_vocab = cml_read_u32(&r);
-    if (r.failed || f->cfg.char_min < 1 || f->cfg.char_max < f->cfg.char_min || f->cfg.char_max > 8 ||
-        (uint64_t)n_vocab * 12 != r.left) {
+    if (r.failed || f->cfg.char_min < 1 || f->cfg.char_max < f->cfg.char_min ||
+        f->cfg.char_max > 8 || (uint64_t)n_vocab * 12 != r.left) {
         err = cml_diag_set(diag, CML_ERR_FORMAT, "feature section is truncated or inconsistent");
         goto done;
     }

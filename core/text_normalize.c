@@ -10,31 +10,100 @@
 static const struct {
     const char *from, *to;
 } word_rewrites[] = {
-    {"um", ""},           {"umm", ""},          {"ummm", ""},         {"uh", ""},
-    {"uhh", ""},          {"uhm", ""},          {"er", ""},           {"erm", ""},
-    {"hmm", ""},          {"hm", ""},           {"hmmm", ""},         {"mm", ""},
-    {"mhm", ""},          {"ah", ""},           {"gonna", "going to"}, {"wanna", "want to"},
-    {"gotta", "got to"},  {"hafta", "have to"}, {"hasta", "has to"},  {"whatcha", "what are you"},
-    {"watcha", "what are you"}, {"whatchu", "what are you"}, {"whaddya", "what do you"},
-    {"whadya", "what do you"}, {"wadda", "what do"}, {"d'you", "do you"}, {"d'ya", "do you"},
-    {"dya", "do you"},    {"didja", "did you"}, {"didya", "did you"}, {"doya", "do you"},
-    {"ya", "you"},        {"y'all", "you all"}, {"yall", "you all"},  {"lemme", "let me"},
-    {"gimme", "give me"}, {"dunno", "do not know"}, {"kinda", "kind of"}, {"sorta", "sort of"},
-    {"'cause", "because"}, {"cause", "because"}, {"cuz", "because"}, {"coz", "because"},
-    {"cos", "because"},   {"yeah", "yes"},      {"yep", "yes"},       {"yup", "yes"},
-    {"ya'll", "you all"}, {"nope", "no"},       {"nah", "no"},        {"c'mon", "come on"},
-    {"cmon", "come on"},  {"lookit", "look at"}, {"outta", "out of"}, {"lotta", "lot of"},
-    {"lotsa", "lots of"}, {"gotcha", "got you"}, {"betcha", "bet you"}, {"ok", "okay"},
-    {"alright", "okay"},  {"whats", "what is"}, {"thats", "that is"}, {"dont", "do not"},
-    {"doesnt", "does not"}, {"didnt", "did not"}, {"isnt", "is not"}, {"arent", "are not"},
-    {"cant", "can not"},  {"cannot", "can not"}, {"couldnt", "could not"},
-    {"wouldnt", "would not"}, {"shouldnt", "should not"}, {"wasnt", "was not"},
-    {"werent", "were not"}, {"havent", "have not"}, {"hasnt", "has not"}, {"im", "i am"},
-    {"youre", "you are"}, {"lets", "let us"},   {"ive", "i have"},    {"hows", "how is"},
-    {"wheres", "where is"}, {"whos", "who is"}, {"theres", "there is"}, {"whys", "why is"},
-    {"colour", "color"},  {"colours", "colors"}, {"favourite", "favorite"},
-    {"ain't", "is not"},  {"can't", "can not"}, {"won't", "will not"}, {"shan't", "shall not"},
-    {"let's", "let us"},  {"'em", "them"},
+    {"um", ""},
+    {"umm", ""},
+    {"ummm", ""},
+    {"uh", ""},
+    {"uhh", ""},
+    {"uhm", ""},
+    {"er", ""},
+    {"erm", ""},
+    {"hmm", ""},
+    {"hm", ""},
+    {"hmmm", ""},
+    {"mm", ""},
+    {"mhm", ""},
+    {"ah", ""},
+    {"gonna", "going to"},
+    {"wanna", "want to"},
+    {"gotta", "got to"},
+    {"hafta", "have to"},
+    {"hasta", "has to"},
+    {"whatcha", "what are you"},
+    {"watcha", "what are you"},
+    {"whatchu", "what are you"},
+    {"whaddya", "what do you"},
+    {"whadya", "what do you"},
+    {"wadda", "what do"},
+    {"d'you", "do you"},
+    {"d'ya", "do you"},
+    {"dya", "do you"},
+    {"didja", "did you"},
+    {"didya", "did you"},
+    {"doya", "do you"},
+    {"ya", "you"},
+    {"y'all", "you all"},
+    {"yall", "you all"},
+    {"lemme", "let me"},
+    {"gimme", "give me"},
+    {"dunno", "do not know"},
+    {"kinda", "kind of"},
+    {"sorta", "sort of"},
+    {"'cause", "because"},
+    {"cause", "because"},
+    {"cuz", "because"},
+    {"coz", "because"},
+    {"cos", "because"},
+    {"yeah", "yes"},
+    {"yep", "yes"},
+    {"yup", "yes"},
+    {"ya'll", "you all"},
+    {"nope", "no"},
+    {"nah", "no"},
+    {"c'mon", "come on"},
+    {"cmon", "come on"},
+    {"lookit", "look at"},
+    {"outta", "out of"},
+    {"lotta", "lot of"},
+    {"lotsa", "lots of"},
+    {"gotcha", "got you"},
+    {"betcha", "bet you"},
+    {"ok", "okay"},
+    {"alright", "okay"},
+    {"whats", "what is"},
+    {"thats", "that is"},
+    {"dont", "do not"},
+    {"doesnt", "does not"},
+    {"didnt", "did not"},
+    {"isnt", "is not"},
+    {"arent", "are not"},
+    {"cant", "can not"},
+    {"cannot", "can not"},
+    {"couldnt", "could not"},
+    {"wouldnt", "would not"},
+    {"shouldnt", "should not"},
+    {"wasnt", "was not"},
+    {"werent", "were not"},
+    {"havent", "have not"},
+    {"hasnt", "has not"},
+    {"im", "i am"},
+    {"youre", "you are"},
+    {"lets", "let us"},
+    {"ive", "i have"},
+    {"hows", "how is"},
+    {"wheres", "where is"},
+    {"whos", "who is"},
+    {"theres", "there is"},
+    {"whys", "why is"},
+    {"colour", "color"},
+    {"colours", "colors"},
+    {"favourite", "favorite"},
+    {"ain't", "is not"},
+    {"can't", "can not"},
+    {"won't", "will not"},
+    {"shan't", "shall not"},
+    {"let's", "let us"},
+    {"'em", "them"},
 };
 
 /* Words that open a sentence without changing its question: dropped there. */
@@ -44,8 +113,9 @@ static const char *const discourse_markers[] = {
 
 /* Subjects after which 's means "is" rather than a possessive. */
 static const char *const is_subjects[] = {
-    "what", "that", "it", "there", "here", "he", "she", "where", "who", "how", "when", "why",
-    "this", "everything", "something", "nothing", "everybody", "somebody", "nobody", "which",
+    "what",      "that",    "it",        "there",    "here",   "he",    "she",
+    "where",     "who",     "how",       "when",     "why",    "this",  "everything",
+    "something", "nothing", "everybody", "somebody", "nobody", "which",
 };
 
 static const char *const did_subjects[] = {"what", "where", "how", "who", "why", "when"};
@@ -109,9 +179,9 @@ static cml_err emit_word(cml_normalized *n, const char *w, size_t len) {
     s = &n->sentences[n->n_sentences - 1];
     memcpy(n->chars + n->chars_len, w, len);
     n->chars[n->chars_len + len] = '\0';
-    n->tokens[n->n_tokens] =
-        (cml_token){.off = (unsigned)n->chars_len, .len = (unsigned)len,
-                    .sentence = (unsigned)(n->n_sentences - 1)};
+    n->tokens[n->n_tokens] = (cml_token){.off = (unsigned)n->chars_len,
+                                         .len = (unsigned)len,
+                                         .sentence = (unsigned)(n->n_sentences - 1)};
     n->chars_len += len + 1;
     n->n_tokens++;
     s->count++;
@@ -230,10 +300,10 @@ static bool is_word_byte(unsigned char c) {
 }
 
 static const char *const question_openers[] = {
-    "what", "why", "how", "when", "where", "who", "whom", "whose", "which", "is", "are",
-    "am", "was", "were", "do", "does", "did", "can", "could", "will", "would", "should",
-    "shall", "may", "might", "must", "have", "has", "had", "tell", "describe", "explain",
-    "show", "wonder", "i", "let", "huh",
+    "what",     "why",     "how",   "when",   "where", "who",  "whom", "whose", "which", "is",
+    "are",      "am",      "was",   "were",   "do",    "does", "did",  "can",   "could", "will",
+    "would",    "should",  "shall", "may",    "might", "must", "have", "has",   "had",   "tell",
+    "describe", "explain", "show",  "wonder", "i",     "let",  "huh",
 };
 
 static void choose_focus(cml_normalized *n) {
@@ -295,8 +365,8 @@ cml_err cml_normalize(const char *text, size_t len, cml_normalized *n) {
             kind = STOP;
         } else if (c == '.') {
             /* "2.5" stays a word; "..." is a pause, not the end of a sentence. */
-            bool digits = wlen > 0 && word[wlen - 1] >= '0' && word[wlen - 1] <= '9' && i + 1 < len &&
-                          text[i + 1] >= '0' && text[i + 1] <= '9';
+            bool digits = wlen > 0 && word[wlen - 1] >= '0' && word[wlen - 1] <= '9' &&
+                          i + 1 < len && text[i + 1] >= '0' && text[i + 1] <= '9';
             bool run = (i + 1 < len && text[i + 1] == '.') || (i > 0 && text[i - 1] == '.');
             kind = digits ? WORD : run ? SEP : STOP;
         }

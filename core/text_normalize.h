@@ -13,7 +13,7 @@
 #include "cml_error.h"
 
 typedef struct cml_token {
-    unsigned off;      /* offset of the NUL-terminated word in cml_normalized.chars */
+    unsigned off; /* offset of the NUL-terminated word in cml_normalized.chars */
     unsigned len;
     unsigned sentence; /* index into sentences */
 } cml_token;
@@ -44,7 +44,8 @@ static inline const char *cml_token_str(const cml_normalized *n, size_t i) {
     return n->chars + n->tokens[i].off;
 }
 
-/* Joined tokens of the whole text, space-separated, into buf (truncated); for debugging and tests. */
+/* Joined tokens of the whole text, space-separated, into buf (truncated); for debugging and tests.
+ */
 size_t cml_normalized_join(const cml_normalized *n, char *buf, size_t cap);
 
 #endif

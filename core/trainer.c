@@ -101,11 +101,13 @@ static json_object *metrics_object(const cml_metrics *m, char *const *labels) {
         json_object_object_add(r, "precision", json_object_new_double(m->per_class[c].precision));
         json_object_object_add(r, "recall", json_object_new_double(m->per_class[c].recall));
         json_object_object_add(r, "f1", json_object_new_double(m->per_class[c].f1));
-        json_object_object_add(r, "support", json_object_new_int64((int64_t)m->per_class[c].support));
+        json_object_object_add(r, "support",
+                               json_object_new_int64((int64_t)m->per_class[c].support));
         json_object_object_add(report, labels[c], r);
         json_object *row = json_object_new_array();
         for (size_t k = 0; k < m->n_labels; k++)
-            json_object_array_add(row, json_object_new_int64((int64_t)m->confusion[c * m->n_labels + k]));
+            json_object_array_add(
+                row, json_object_new_int64((int64_t)m->confusion[c * m->n_labels + k]));
         json_object_array_add(cm, row);
     }
     json_object_object_add(o, "classification_report", report);
@@ -260,7 +262,8 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
     size_t need = o->cv_folds > 5 ? o->cv_folds * 2 : 10;
     for (size_t c = 0; c < ds->n_labels; c++)
         if (per_label[c] < need)
-            return cml_diag_set(diag, CML_ERR_DATA, "label %s has %zu rows: at least %zu are needed",
+            return cml_diag_set(diag, CML_ERR_DATA,
+                                "label %s has %zu rows: at least %zu are needed",
                                 ds->label_names[c], per_label[c], need);
 
     size_t L = ds->n_labels;
@@ -272,8 +275,8 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
         goto done;
     }
     step(&prog, "splitting data");
-    if ((err = cml_stratified_split(ds->labels, ds->n, L, o->test_frac, o->seed, train_idx, &n_train,
-                                    test_idx, &n_test)) != CML_OK)
+    if ((err = cml_stratified_split(ds->labels, ds->n, L, o->test_frac, o->seed, train_idx,
+                                    &n_train, test_idx, &n_test)) != CML_OK)
         goto done;
     train_ds = cml_dataset_subset(ds, train_idx, n_train);
     test_ds = cml_dataset_subset(ds, test_idx, n_test);
@@ -321,7 +324,8 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
                         continue;
                     cml_sparse x;
                     row_of(&Xv, i, &x);
-                    if ((err = ops[k]->predict(states[k], &x, &oof[(k * n_train + i) * L])) != CML_OK)
+                    if ((err = ops[k]->predict(states[k], &x, &oof[(k * n_train + i) * L])) !=
+                        CML_OK)
                         goto done;
                 }
                 ops[k]->free_state(states[k]);
@@ -439,10 +443,11 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
     for (size_t k = 0; k < n_members; k++) {
         json_object *mo = json_object_new_object();
         json_object_object_add(mo, "weight", json_object_new_double(w[k]));
-        json_object_object_add(mo, "holdout", metrics_object(&report->members[k].holdout, m->labels));
-        json_object_object_add(mo, "cv", report->members[k].cv.n
-                                             ? metrics_object(&report->members[k].cv, m->labels)
-                                             : NULL);
+        json_object_object_add(mo, "holdout",
+                               metrics_object(&report->members[k].holdout, m->labels));
+        json_object_object_add(
+            mo, "cv",
+            report->members[k].cv.n ? metrics_object(&report->members[k].cv, m->labels) : NULL);
         json_object_object_add(mo, "train_seconds", json_object_new_double(member_seconds[k]));
         json_object_object_add(per, ops[k]->name, mo);
     }

@@ -20,10 +20,10 @@ typedef void (*cml_progress_fn)(void *ctx, double fraction, const char *step);
 
 typedef struct cml_train_options {
     cml_model_type type;
-    uint64_t seed;     /* split, folds and learners; default 42 */
-    double test_frac;  /* held-out share; default 0.2 */
-    size_t cv_folds;   /* 0 = no cross-validation (the ensemble then votes equally) */
-    int n_threads;     /* learners that can use threads; default 2 */
+    uint64_t seed;    /* split, folds and learners; default 42 */
+    double test_frac; /* held-out share; default 0.2 */
+    size_t cv_folds;  /* 0 = no cross-validation (the ensemble then votes equally) */
+    int n_threads;    /* learners that can use threads; default 2 */
     /* Per-member settings, indexed by cml_member_kind; zero fields keep defaults. */
     cml_member_params params[8];
     cml_progress_fn progress;
