@@ -17,6 +17,10 @@
 #include "cli_progress.h"
 #include "cml_alloc.h"
 #include "dataset.h"
+#include "hyperparams.h"
+#include "model_catalog.h"
+#include "shared_state.h"
+#include "local_store.h"
 #include "model.h"
 #include "model_file.h"
 #include "trainer.h"
@@ -60,25 +64,38 @@ static const char *default_data(void) {
     return env && *env ? env : CML_DATADIR "/questions.csv";
 }
 
+#define MAX_PARAMS 32
+
 typedef struct cli_args {
-    const char *model, *data, *out;
+    const char *model, *data, *out, *job, *state_dir;
     unsigned long long seed;
-    long folds;
-    bool json;
+    long folds, retain;
+    bool json, seed_set, folds_set;
+    const char *params[MAX_PARAMS];
+    size_t n_params;
     int first_operand;
 } cli_args;
 
 /* Parses the options shared by every command; returns 0 or EXIT_USAGE. */
 static int parse_args(int argc, char **argv, cli_args *a) {
     static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'}, {"data", required_argument, NULL, 'd'},
-        {"out", required_argument, NULL, 'o'},   {"seed", required_argument, NULL, 's'},
-        {"folds", required_argument, NULL, 'k'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"model", required_argument, NULL, 'm'},
+        {"data", required_argument, NULL, 'd'},
+        {"out", required_argument, NULL, 'o'},
+        {"seed", required_argument, NULL, 's'},
+        {"folds", required_argument, NULL, 'k'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {"job", required_argument, NULL, 'J'},
+        {"state-dir", required_argument, NULL, 'S'},
+        {"param", required_argument, NULL, 'p'},
+        {"retain", required_argument, NULL, 'r'},
+        {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
     a->seed = 42;
     a->folds = 5;
+    a->retain = 10;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "m:d:o:s:k:jh", opts, NULL)) != -1) {
@@ -100,6 +117,27 @@ static int parse_args(int argc, char **argv, cli_args *a) {
                 fprintf(stderr, "%s: --seed wants a non-negative integer\n", program);
                 return EXIT_USAGE;
             }
+            a->seed_set = true;
+            break;
+        case 'J':
+            a->job = optarg;
+            break;
+        case 'S':
+            a->state_dir = optarg;
+            break;
+        case 'p':
+            if (a->n_params == MAX_PARAMS || strchr(optarg, '=') == NULL) {
+                fprintf(stderr, "%s: --param wants KEY=VALUE (at most %d)\n", program, MAX_PARAMS);
+                return EXIT_USAGE;
+            }
+            a->params[a->n_params++] = optarg;
+            break;
+        case 'r':
+            a->retain = strtol(optarg, &end, 10);
+            if (*end || a->retain < 1) {
+                fprintf(stderr, "%s: --retain wants a positive integer\n", program);
+                return EXIT_USAGE;
+            }
             break;
         case 'k':
             a->folds = strtol(optarg, &end, 10);
@@ -107,6 +145,7 @@ static int parse_args(int argc, char **argv, cli_args *a) {
                 fprintf(stderr, "%s: --folds wants 0 (none) or 2 to 20\n", program);
                 return EXIT_USAGE;
             }
+            a->folds_set = true;
             break;
         case 'j':
             a->json = true;
@@ -150,18 +189,19 @@ static void print_report(const cml_train_report *r, const cml_model *m) {
     }
 }
 
-/* Points dir/TYPE_latest.model at file_name atomically (a symlink renamed into place). */
-static cml_err point_latest(const char *dir, const char *type, const char *file_name,
-                            cml_diag *diag) {
-    char link_path[PATH_MAX], tmp[PATH_MAX];
-    snprintf(link_path, sizeof link_path, "%s/%s_latest.model", dir, type);
-    snprintf(tmp, sizeof tmp, "%s/.%s_latest.model.%ld", dir, type, (long)getpid());
-    unlink(tmp);
-    if (symlink(file_name, tmp) != 0 || rename(tmp, link_path) != 0) {
-        unlink(tmp);
-        return cml_diag_set(diag, CML_ERR_IO, "cannot update %s: %s", link_path, strerror(errno));
-    }
-    return CML_OK;
+/* Progress of a training job, written to the shared state for the status routes. */
+typedef struct job_progress {
+    cml_state *state;
+    const char *task_id;
+    char last_step[128];
+} job_progress;
+
+static void job_progress_update(void *ctx, double fraction, const char *step) {
+    job_progress *j = ctx;
+    if (strcmp(step, j->last_step) == 0)
+        return;
+    snprintf(j->last_step, sizeof j->last_step, "%s", step);
+    cml_state_job_progress(j->state, j->task_id, fraction * 100.0, step, (int64_t)getpid());
 }
 
 static int cmd_train(int argc, char **argv) {
@@ -189,25 +229,54 @@ static int cmd_train(int argc, char **argv) {
     if (err != CML_OK)
         return fail(data, err, &diag);
     cml_train_options_init(&o, type);
-    o.seed = a.seed;
-    o.cv_folds = (size_t)a.folds;
+    for (size_t i = 0; i < a.n_params; i++) {
+        char key[128];
+        const char *eq = strchr(a.params[i], '=');
+        snprintf(key, sizeof key, "%.*s", (int)(eq - a.params[i]), a.params[i]);
+        if (cml_hyperparam_set(&o, key, eq + 1, &diag) != CML_OK) {
+            fprintf(stderr, "%s train: %s\n", program, diag.msg);
+            rc = EXIT_USAGE;
+            goto done;
+        }
+    }
+    if (a.seed_set)
+        o.seed = a.seed;
+    if (a.folds_set)
+        o.cv_folds = (size_t)a.folds;
     cli_progress prog;
+    job_progress jp = {.task_id = a.job};
     cli_progress_init(&prog, stderr);
     o.progress = cli_progress_update;
     o.progress_ctx = &prog;
+    if (a.job != NULL) {
+        if (a.state_dir == NULL ||
+            (err = cml_state_open(a.state_dir, &jp.state, &diag)) != CML_OK) {
+            rc = a.state_dir ? fail("cannot open the shared state", err, &diag) : EXIT_USAGE;
+            goto done;
+        }
+        o.progress = job_progress_update;
+        o.progress_ctx = &jp;
+    }
     err = cml_train(ds, &o, &m, &report, &diag);
-    cli_progress_finish(&prog);
+    if (a.job == NULL)
+        cli_progress_finish(&prog);
+    char path[PATH_MAX];
+    if (err == CML_OK) {
+        cml_local_store_path(out, cml_model_type_name(type), m->version, path, sizeof path);
+        err = cml_local_store_save(out, m, a.job == NULL, &diag);
+    }
+    if (err == CML_OK && a.job != NULL) {
+        cml_state_job_progress(jp.state, a.job, 99.0, "publishing", (int64_t)getpid());
+        err = cml_catalog_publish(jp.state, out, m, a.job, (size_t)a.retain, &diag);
+    }
+    if (a.job != NULL) {
+        cml_state_job_finish(jp.state, a.job, err == CML_OK ? "completed" : "failed",
+                             err == CML_OK ? NULL : (diag.msg[0] ? diag.msg : cml_strerror(err)),
+                             err == CML_OK ? m->version : NULL);
+        cml_state_close(jp.state);
+    }
     if (err != CML_OK) {
         rc = fail("training failed", err, &diag);
-        goto done;
-    }
-    mkdir(out, 0755);
-    char file_name[128], path[PATH_MAX];
-    snprintf(file_name, sizeof file_name, "%s_%s.model", cml_model_type_name(type), m->version);
-    snprintf(path, sizeof path, "%s/%s", out, file_name);
-    if ((err = cml_model_save(m, path, &diag)) != CML_OK ||
-        (err = point_latest(out, cml_model_type_name(type), file_name, &diag)) != CML_OK) {
-        rc = fail("cannot write the model", err, &diag);
         goto done;
     }
     if (a.json) {

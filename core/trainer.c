@@ -224,6 +224,30 @@ static void step(progress *p, const char *what) {
     p->done += 1;
 }
 
+cml_err cml_train_check(const cml_dataset *ds, const cml_train_options *o, cml_diag *diag) {
+    const cml_member_ops *ops[CML_MAX_MEMBERS];
+    if (cml_model_type_members(o->type, ops, CML_MAX_MEMBERS) == 0)
+        return cml_diag_set(diag, CML_ERR_UNSUPPORTED,
+                            "this build has no %s model (configure without XGBoost or FANN)",
+                            cml_model_type_name(o->type) ? cml_model_type_name(o->type) : "such");
+    if (ds->n < CML_MIN_TRAIN_ROWS)
+        return cml_diag_set(diag, CML_ERR_DATA, "%zu rows: at least %d are needed to train", ds->n,
+                            CML_MIN_TRAIN_ROWS);
+    if (ds->n_labels < 2 || ds->n_labels > CML_MAX_LABELS)
+        return cml_diag_set(diag, CML_ERR_DATA, "%zu label%s: 2 to %d are needed to train",
+                            ds->n_labels, ds->n_labels == 1 ? "" : "s", CML_MAX_LABELS);
+    size_t per_label[CML_MAX_LABELS] = {0};
+    for (size_t i = 0; i < ds->n; i++)
+        per_label[ds->labels[i]]++;
+    size_t need = o->cv_folds > 5 ? o->cv_folds * 2 : 10;
+    for (size_t c = 0; c < ds->n_labels; c++)
+        if (per_label[c] < need)
+            return cml_diag_set(diag, CML_ERR_DATA,
+                                "label %s has %zu rows: at least %zu are needed",
+                                ds->label_names[c], per_label[c], need);
+    return CML_OK;
+}
+
 cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model **out,
                   cml_train_report *report, cml_diag *diag) {
     cml_err err = CML_OK;
@@ -246,26 +270,8 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
         report = &local;
     memset(report, 0, sizeof(*report));
     size_t n_members = cml_model_type_members(o->type, ops, CML_MAX_MEMBERS);
-    if (n_members == 0)
-        return cml_diag_set(diag, CML_ERR_UNSUPPORTED,
-                            "this build has no %s model (configure without XGBoost or FANN)",
-                            cml_model_type_name(o->type) ? cml_model_type_name(o->type) : "such");
-    if (ds->n < CML_MIN_TRAIN_ROWS)
-        return cml_diag_set(diag, CML_ERR_DATA, "%zu rows: at least %d are needed to train", ds->n,
-                            CML_MIN_TRAIN_ROWS);
-    if (ds->n_labels < 2 || ds->n_labels > CML_MAX_LABELS)
-        return cml_diag_set(diag, CML_ERR_DATA, "%zu labels: 2 to %d are supported", ds->n_labels,
-                            CML_MAX_LABELS);
-    size_t per_label[CML_MAX_LABELS] = {0};
-    for (size_t i = 0; i < ds->n; i++)
-        per_label[ds->labels[i]]++;
-    size_t need = o->cv_folds > 5 ? o->cv_folds * 2 : 10;
-    for (size_t c = 0; c < ds->n_labels; c++)
-        if (per_label[c] < need)
-            return cml_diag_set(diag, CML_ERR_DATA,
-                                "label %s has %zu rows: at least %zu are needed",
-                                ds->label_names[c], per_label[c], need);
-
+    if ((err = cml_train_check(ds, o, diag)) != CML_OK)
+        return err;
     size_t L = ds->n_labels;
     progress prog = {.o = o, .total = (double)(o->cv_folds + 1) * (double)n_members + 3};
     train_idx = cml_malloc(ds->n * sizeof(size_t));

@@ -52,6 +52,9 @@ void cml_train_report_release(cml_train_report *r);
 /* The member kinds a model type holds in this build, in order; returns how many. */
 size_t cml_model_type_members(cml_model_type type, const cml_member_ops **ops, size_t cap);
 
+/* Whether ds can train a model of o->type (rows, labels, rows per label, build support). */
+cml_err cml_train_check(const cml_dataset *ds, const cml_train_options *o, cml_diag *diag);
+
 /*
  * Trains a model of o->type on ds. *out is a new model (one reference) whose
  * metrics_json and holdout are filled; report (may be NULL) gets the tables.

@@ -1,0 +1,361 @@
+/* Classification routes: the model API's classify, the web client's routes, batches, feedback. */
+#include "config.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "router.h"
+#include "text_features.h"
+
+/* One scratch per request thread, made on first use (libstemmer is not shareable). */
+static _Thread_local cml_feature_scratch *thread_scratch;
+
+static cml_feature_scratch *scratch(void) {
+    if (thread_scratch == NULL)
+        thread_scratch = cml_feature_scratch_new();
+    return thread_scratch;
+}
+
+static double now_ms_since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Predicts text with m; answers 500 and returns false on failure. */
+static bool predict(http_req *r, const cml_model *m, const char *text, cml_prediction *p) {
+    cml_feature_scratch *s = scratch();
+    if (s == NULL || cml_model_predict(m, s, text, strlen(text), p) != CML_OK) {
+        http_send_error(r, 500, "prediction_failed", "The model could not classify this text.",
+                        NULL);
+        return false;
+    }
+    return true;
+}
+
+static void note_model(http_req *r, const cml_model *m) {
+    r->model = cml_model_type_name(m->type);
+    snprintf(r->version, sizeof r->version, "%s", m->version);
+}
+
+static json_object *member_array(const cml_model *m, const cml_prediction *p) {
+    json_object *a = json_object_new_array();
+    for (size_t k = 0; k < p->n_members; k++) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(m->members[k].ops->name));
+        json_object_object_add(o, "classification",
+                               json_object_new_string(m->labels[p->members[k].label]));
+        json_object_object_add(o, "confidence", json_object_new_double(p->members[k].confidence));
+        json_object_object_add(o, "probabilities", handler_probabilities(m, p->members[k].probs));
+        json_object_object_add(o, "weight", json_object_new_double(m->members[k].weight));
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
+handler_result handle_classify_v1(service *svc, http_req *r, const char *param) {
+    (void)param;
+    bool bad = false;
+    json_object *body = handler_json_body(r, true);
+    if (body == NULL)
+        return HANDLER_DONE;
+    const char *text = handler_string_field(r, body, "text", &bad);
+    const char *type_name = bad ? NULL : handler_string_field(r, body, "model_type", &bad);
+    if (!bad)
+        handler_string_field(r, body, "context", &bad);
+    cml_model_type type = (cml_model_type)atomic_load(&svc->active_type);
+    if (!bad && type_name && cml_model_type_parse(type_name, &type) != CML_OK) {
+        http_send_error(r, 400, "unknown_model_type", "model_type must be ensemble or classic.",
+                        NULL);
+        bad = true;
+    }
+    if (bad || !handler_text_ok(r, svc, text, "text")) {
+        json_object_put(body);
+        return HANDLER_DONE;
+    }
+    cml_model *m = handler_model(r, svc, type);
+    if (m == NULL) {
+        json_object_put(body);
+        return HANDLER_DONE;
+    }
+    struct timespec t0;
+    cml_prediction p;
+    char ts[32];
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (predict(r, m, text, &p)) {
+        double ms = now_ms_since(&t0);
+        note_model(r, m);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "classification", json_object_new_string(m->labels[p.label]));
+        json_object_object_add(o, "confidence", json_object_new_double(p.confidence));
+        json_object_object_add(o, "probabilities", handler_probabilities(m, p.probs));
+        json_object_object_add(o, "model_type",
+                               json_object_new_string(cml_model_type_name(m->type)));
+        json_object_object_add(o, "model_version", json_object_new_string(m->version));
+        json_object_object_add(o, "processing_time_ms", json_object_new_double(ms));
+        json_object_object_add(o, "timestamp",
+                               json_object_new_string(handler_iso_time(time(NULL), ts, sizeof ts)));
+        if (m->type == CML_MODEL_ENSEMBLE) {
+            char agree[32];
+            snprintf(agree, sizeof agree, "%zu/%zu", p.agree, p.n_members);
+            json_object *d = json_object_new_object();
+            json_object_object_add(d, "voting_strategy",
+                                   json_object_new_string(cml_model_voting(m)));
+            json_object_object_add(d, "agreement", json_object_new_string(agree));
+            json_object_object_add(d, "members", member_array(m, &p));
+            json_object_object_add(o, "ensemble_details", d);
+        }
+        http_send_json(r, 200, o);
+    }
+    cml_model_release(m);
+    json_object_put(body);
+    return HANDLER_DONE;
+}
+
+/* The web client's answer: {classification, confidence, text, model, probabilities, ...}. */
+static json_object *client_answer(const cml_model *m, const cml_prediction *p, const char *text,
+                                  double ms, bool details) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "classification", json_object_new_string(m->labels[p->label]));
+    json_object_object_add(o, "confidence", json_object_new_double(p->confidence));
+    json_object_object_add(o, "text", json_object_new_string(text));
+    json_object_object_add(o, "model", json_object_new_string(cml_model_type_name(m->type)));
+    json_object_object_add(o, "probabilities", handler_probabilities(m, p->probs));
+    if (ms >= 0)
+        json_object_object_add(o, "processing_time_ms", json_object_new_double(ms));
+    if (details && m->type == CML_MODEL_ENSEMBLE) {
+        json_object *v = json_object_new_object(), *tally = json_object_new_object(),
+                    *ind = json_object_new_object();
+        size_t votes[CML_MAX_LABELS] = {0};
+        for (size_t k = 0; k < p->n_members; k++)
+            votes[p->members[k].label]++;
+        for (size_t c = 0; c < m->n_labels; c++)
+            json_object_object_add(tally, m->labels[c], json_object_new_int64((int64_t)votes[c]));
+        for (size_t k = 0; k < p->n_members; k++) {
+            json_object *mo = json_object_new_object();
+            json_object_object_add(mo, "prediction",
+                                   json_object_new_string(m->labels[p->members[k].label]));
+            for (size_t c = 0; c < m->n_labels; c++) {
+                char key[64];
+                size_t n = (size_t)snprintf(key, sizeof key, "%s", m->labels[c]);
+                for (size_t i = 0; i < n; i++)
+                    key[i] = (char)tolower((unsigned char)key[i]);
+                snprintf(key + n, sizeof key - n, "_prob");
+                json_object_object_add(mo, key, json_object_new_double(p->members[k].probs[c]));
+            }
+            json_object_object_add(mo, "confidence",
+                                   json_object_new_double(p->members[k].confidence));
+            json_object_object_add(ind, m->members[k].ops->name, mo);
+        }
+        char summary[96];
+        snprintf(summary, sizeof summary, "%zu of %zu models voted %s", p->agree, p->n_members,
+                 m->labels[p->label]);
+        json_object_object_add(v, "ensemble_method", json_object_new_string(cml_model_voting(m)));
+        json_object_object_add(v, "num_models", json_object_new_int64((int64_t)p->n_members));
+        json_object_object_add(v, "vote_tally", tally);
+        json_object_object_add(v, "vote_summary", json_object_new_string(summary));
+        json_object_object_add(v, "individual_predictions", ind);
+        json_object_object_add(o, "voting_details", v);
+    }
+    return o;
+}
+
+static handler_result classify_client(service *svc, http_req *r, cml_model_type type) {
+    bool bad = false;
+    char qtext[12288];
+    const char *text = NULL;
+    json_object *body = NULL;
+    bool query_text = strcmp(r->route, "/api/classify") == 0 &&
+                      (r->body == NULL || r->body_len == 0) &&
+                      http_query_param(r, "text", qtext, sizeof qtext);
+    if (query_text) {
+        text = qtext;
+    } else {
+        if ((body = handler_json_body(r, true)) == NULL)
+            return HANDLER_DONE;
+        text = handler_string_field(r, body, "text", &bad);
+    }
+    if (bad || !handler_text_ok(r, svc, text, "text")) {
+        json_object_put(body);
+        return HANDLER_DONE;
+    }
+    cml_model *m = handler_model(r, svc, type);
+    if (m != NULL) {
+        struct timespec t0;
+        cml_prediction p;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (predict(r, m, text, &p)) {
+            note_model(r, m);
+            http_send_json(r, 200, client_answer(m, &p, text, now_ms_since(&t0), true));
+        }
+        cml_model_release(m);
+    }
+    json_object_put(body);
+    return HANDLER_DONE;
+}
+
+handler_result handle_classify_classic(service *svc, http_req *r, const char *param) {
+    (void)param;
+    return classify_client(svc, r, CML_MODEL_CLASSIC);
+}
+
+handler_result handle_classify_ensemble(service *svc, http_req *r, const char *param) {
+    (void)param;
+    return classify_client(svc, r, CML_MODEL_ENSEMBLE);
+}
+
+static handler_result batch(service *svc, http_req *r, cml_model_type type) {
+    bool bad = false;
+    json_object *body = handler_json_body(r, true), *qs;
+    if (body == NULL)
+        return HANDLER_DONE;
+    const char *name = handler_string_field(r, body, "model", &bad);
+    if (!bad && name && cml_model_type_parse(name, &type) != CML_OK) {
+        http_send_error(r, 400, "unknown_model_type", "model must be ensemble or classic.", NULL);
+        bad = true;
+    }
+    if (!bad && (!json_object_object_get_ex(body, "questions", &qs) ||
+                 !json_object_is_type(qs, json_type_array))) {
+        http_send_error(r, 400, "missing_field", "Field 'questions' must be an array of strings.",
+                        NULL);
+        bad = true;
+    }
+    size_t n = bad ? 0 : json_object_array_length(qs);
+    if (!bad && (n == 0 || (long long)n > svc->cfg.max_batch)) {
+        char detail[128];
+        snprintf(detail, sizeof detail, "A batch holds 1 to %lld questions.",
+                 (long long)svc->cfg.max_batch);
+        http_send_error(r, 400, "invalid_batch", detail, NULL);
+        bad = true;
+    }
+    for (size_t i = 0; !bad && i < n; i++) {
+        json_object *q = json_object_array_get_idx(qs, i);
+        char field[48];
+        snprintf(field, sizeof field, "questions[%zu]", i);
+        if (!json_object_is_type(q, json_type_string)) {
+            char detail[96];
+            snprintf(detail, sizeof detail, "Field '%s' must be a string.", field);
+            http_send_error(r, 400, "wrong_type", detail, NULL);
+            bad = true;
+        } else if (!handler_text_ok(r, svc, json_object_get_string(q), field)) {
+            bad = true;
+        }
+    }
+    cml_model *m = bad ? NULL : handler_model(r, svc, type);
+    if (m != NULL) {
+        json_object *results = json_object_new_array();
+        bool ok = true;
+        for (size_t i = 0; i < n && ok; i++) {
+            const char *text = json_object_get_string(json_object_array_get_idx(qs, i));
+            cml_prediction p;
+            ok = predict(r, m, text, &p);
+            if (ok)
+                json_object_array_add(results, client_answer(m, &p, text, -1, false));
+        }
+        if (ok) {
+            note_model(r, m);
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "results", results);
+            json_object_object_add(o, "count", json_object_new_int64((int64_t)n));
+            json_object_object_add(o, "model",
+                                   json_object_new_string(cml_model_type_name(m->type)));
+            json_object_object_add(o, "model_version", json_object_new_string(m->version));
+            json_object_object_add(o, "batch_size", json_object_new_int64((int64_t)n));
+            http_send_json(r, 200, o);
+        } else {
+            json_object_put(results);
+        }
+        cml_model_release(m);
+    }
+    json_object_put(body);
+    return HANDLER_DONE;
+}
+
+handler_result handle_batch_v1(service *svc, http_req *r, const char *param) {
+    (void)param;
+    return batch(svc, r, CML_MODEL_CLASSIC);
+}
+
+handler_result handle_batch_v2(service *svc, http_req *r, const char *param) {
+    (void)param;
+    return batch(svc, r, CML_MODEL_ENSEMBLE);
+}
+
+/* True when label is a label of a resident model. */
+static bool known_label(service *svc, const char *label) {
+    bool known = false;
+    for (int t = CML_MODEL_CLASSIC; t <= CML_MODEL_ENSEMBLE && !known; t++) {
+        cml_model *m = cml_registry_acquire(svc->registry, (cml_model_type)t);
+        for (size_t c = 0; m && c < m->n_labels && !known; c++)
+            known = strcmp(m->labels[c], label) == 0;
+        cml_model_release(m);
+    }
+    return known;
+}
+
+handler_result handle_feedback(service *svc, http_req *r, const char *param) {
+    (void)param;
+    bool bad = false;
+    json_object *body = handler_json_body(r, true), *v;
+    if (body == NULL)
+        return HANDLER_DONE;
+    cml_feedback fb = {.confidence = NAN};
+    fb.text = handler_string_field(r, body, "text", &bad);
+    if (!bad)
+        fb.correct_class = handler_string_field(r, body, "correct_class", &bad);
+    if (!bad && fb.correct_class == NULL)
+        fb.correct_class = handler_string_field(r, body, "human_label", &bad);
+    if (!bad)
+        fb.predicted_class = handler_string_field(r, body, "predicted_class", &bad);
+    if (!bad)
+        fb.error_type = handler_string_field(r, body, "error_type", &bad);
+    if (!bad)
+        fb.source = handler_string_field(r, body, "source", &bad);
+    if (!bad && json_object_object_get_ex(body, "confidence", &v) &&
+        !json_object_is_type(v, json_type_null)) {
+        if (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))
+            fb.confidence = json_object_get_double(v);
+        else {
+            http_send_error(r, 400, "wrong_type", "Field 'confidence' must be a number.", NULL);
+            bad = true;
+        }
+    }
+    if (!bad && json_object_object_get_ex(body, "scenario_id", &v) &&
+        !json_object_is_type(v, json_type_null)) {
+        if (json_object_is_type(v, json_type_int)) {
+            fb.scenario_id = json_object_get_int64(v);
+            fb.has_scenario = true;
+        } else {
+            http_send_error(r, 400, "wrong_type", "Field 'scenario_id' must be an integer.", NULL);
+            bad = true;
+        }
+    }
+    if (!bad && !handler_text_ok(r, svc, fb.text, "text"))
+        bad = true;
+    if (!bad && fb.correct_class == NULL) {
+        http_send_error(r, 400, "missing_field", "Field 'correct_class' is required.", NULL);
+        bad = true;
+    }
+    if (!bad && !known_label(svc, fb.correct_class)) {
+        http_send_error(r, 400, "unknown_label", "correct_class is not a label the models know.",
+                        NULL);
+        bad = true;
+    }
+    if (!bad) {
+        int64_t id = 0, total = 0;
+        if (cml_state_add_feedback(svc->state, &fb, &id, &total) != CML_OK) {
+            http_send_error(r, 500, "storage_failed", "The feedback could not be stored.", NULL);
+        } else {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "status", json_object_new_string("success"));
+            json_object_object_add(o, "feedback_id", json_object_new_int64(id));
+            json_object_object_add(o, "total_entries", json_object_new_int64(total));
+            http_send_json(r, 200, o);
+        }
+    }
+    json_object_put(body);
+    return HANDLER_DONE;
+}

@@ -1,0 +1,121 @@
+/* Operations: health, readiness and Prometheus metrics. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cml_alloc.h"
+#include "router.h"
+#include "service_metrics.h"
+
+static json_object *slot_json(service *svc, cml_model_type t, bool *loaded) {
+    char ts[32];
+    cml_slot_info info;
+    cml_registry_info(svc->registry, t, &info);
+    *loaded = info.loaded;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "loaded", json_object_new_boolean(info.loaded));
+    json_object_object_add(o, "available_in_build",
+                           json_object_new_boolean(service_type_available(t)));
+    json_object_object_add(o, "version", info.loaded ? json_object_new_string(info.version) : NULL);
+    json_object_object_add(
+        o, "loaded_at",
+        info.loaded ? json_object_new_string(handler_iso_time(info.loaded_at, ts, sizeof ts))
+                    : NULL);
+    return o;
+}
+
+handler_result handle_health(service *svc, http_req *r, const char *param) {
+    (void)param;
+    char ts[32];
+    bool e_loaded, c_loaded;
+    cml_model_type active = (cml_model_type)atomic_load(&svc->active_type);
+    json_object *models = json_object_new_object();
+    json_object_object_add(models, "ensemble", slot_json(svc, CML_MODEL_ENSEMBLE, &e_loaded));
+    json_object_object_add(models, "classic", slot_json(svc, CML_MODEL_CLASSIC, &c_loaded));
+    bool active_ok = active == CML_MODEL_ENSEMBLE ? e_loaded : c_loaded;
+    bool reachable = atomic_load(&svc->storage_reachable);
+    bool missing = (service_type_available(CML_MODEL_ENSEMBLE) && !e_loaded) || !c_loaded;
+    const char *status = !active_ok                ? "unhealthy"
+                         : (!reachable || missing) ? "degraded"
+                                                   : "healthy";
+    cml_job job;
+    bool training =
+        cml_state_job_latest(svc->state, &job) == CML_OK && !strcmp(job.status, "running");
+
+    json_object *o = json_object_new_object(), *storage = json_object_new_object(),
+                *tr = json_object_new_object();
+    json_object_object_add(o, "status", json_object_new_string(status));
+    json_object_object_add(o, "service", json_object_new_string("cultivate-ml-api"));
+    json_object_object_add(o, "version", json_object_new_string(PACKAGE_VERSION));
+    json_object_object_add(o, "active_model", json_object_new_string(cml_model_type_name(active)));
+    json_object_object_add(o, "models", models);
+    json_object_object_add(storage, "backend",
+                           json_object_new_string(svc->cfg.use_azure_storage ? "azure" : "local"));
+    json_object_object_add(storage, "reachable", json_object_new_boolean(reachable));
+    int64_t last = atomic_load(&svc->storage_last_sync);
+    json_object_object_add(storage, "last_sync",
+                           last ? json_object_new_string(handler_iso_time(last, ts, sizeof ts))
+                                : NULL);
+    if (!reachable && svc->storage_error[0])
+        json_object_object_add(storage, "error", json_object_new_string(svc->storage_error));
+    json_object_object_add(o, "storage", storage);
+    json_object_object_add(tr, "is_training", json_object_new_boolean(training));
+    json_object_object_add(o, "training", tr);
+    json_object_object_add(o, "uptime_s",
+                           json_object_new_int64((int64_t)time(NULL) - svc->started_at));
+    if (!active_ok)
+        json_object_object_add(o, "reason",
+                               json_object_new_string("the active model is not loaded"));
+    else if (missing)
+        json_object_object_add(o, "reason", json_object_new_string("a model is not loaded"));
+    http_send_json(r, active_ok ? 200 : 503, o);
+    return HANDLER_DONE;
+}
+
+handler_result handle_ready(service *svc, http_req *r, const char *param) {
+    (void)param;
+    cml_model_type active = (cml_model_type)atomic_load(&svc->active_type);
+    cml_slot_info info;
+    cml_registry_info(svc->registry, active, &info);
+    /* A slot is only filled after its warm-up prediction answered. */
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "ready", json_object_new_boolean(info.loaded));
+    json_object_object_add(o, "model_type", json_object_new_string(cml_model_type_name(active)));
+    if (!info.loaded) {
+        json_object_put(o);
+        http_send_error(r, 503, "not_ready", "The active model is not loaded yet.",
+                        "Retry-After: 5");
+        return HANDLER_DONE;
+    }
+    http_send_json(r, 200, o);
+    return HANDLER_DONE;
+}
+
+handler_result handle_metrics(service *svc, http_req *r, const char *param) {
+    (void)param;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    if (out == NULL)
+        return HANDLER_FAULT;
+    size_t bytes = 0;
+    for (int t = CML_MODEL_CLASSIC; t <= CML_MODEL_ENSEMBLE; t++) {
+        cml_slot_info info;
+        cml_registry_info(svc->registry, (cml_model_type)t, &info);
+        bytes += info.bytes;
+    }
+    cml_metrics_set_process(bytes, cml_alloc_in_use());
+    cml_metrics_write(out);
+    cml_config_metrics(&svc->cfg, out);
+    fprintf(out,
+            "# HELP cultivate_ml_uptime_seconds Seconds since this worker started.\n"
+            "# TYPE cultivate_ml_uptime_seconds gauge\ncultivate_ml_uptime_seconds %lld\n",
+            (long long)(time(NULL) - svc->started_at));
+    fclose(out);
+    http_send_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len, NULL);
+    free(buf);
+    return HANDLER_DONE;
+}

@@ -1,0 +1,610 @@
+/* Retraining, job status, evaluation, history and the ensemble/classic comparison. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cml_alloc.h"
+#include "hyperparams.h"
+#include "local_store.h"
+#include "metrics.h"
+#include "model_file.h"
+#include "router.h"
+#include "trainer.h"
+#include "training_jobs.h"
+
+#define MAX_JOB_PARAMS 24
+
+typedef struct feedback_sink {
+    cml_dataset *ds;
+    cml_err err;
+} feedback_sink;
+
+static void add_feedback_row(void *ctx, const char *text, const char *label) {
+    feedback_sink *f = ctx;
+    if (f->err == CML_OK)
+        f->err = cml_dataset_add(f->ds, text, label, 0);
+}
+
+/* Flattens hyperparameters ({"k": v} or {"member": {"k": v}}) into KEY=VALUE strings, validated. */
+static bool collect_params(http_req *r, json_object *hp, cml_model_type type, char **out,
+                           size_t *n) {
+    cml_train_options scratch;
+    cml_diag d = {{0}};
+    cml_train_options_init(&scratch, type);
+    *n = 0;
+    json_object_object_foreach(hp, key, val) {
+        json_object *items = val;
+        bool nested = json_object_is_type(val, json_type_object);
+        json_object *single = NULL;
+        if (!nested) {
+            single = json_object_new_object();
+            json_object_object_add(single, "", json_object_get(val));
+            items = single;
+        }
+        json_object_object_foreach(items, sub, v) {
+            char name[160], value[64];
+            snprintf(name, sizeof name, "%s%s%s", key, nested ? "." : "", nested ? sub : "");
+            if (!(json_object_is_type(v, json_type_int) ||
+                  json_object_is_type(v, json_type_double))) {
+                snprintf(d.msg, sizeof d.msg, "hyperparameter '%s' must be a number", name);
+                goto bad;
+            }
+            snprintf(value, sizeof value, "%.17g", json_object_get_double(v));
+            if (cml_hyperparam_set(&scratch, name, value, &d) != CML_OK || *n >= MAX_JOB_PARAMS)
+                goto bad;
+            size_t len = strlen(name) + strlen(value) + 2;
+            out[*n] = cml_malloc(len);
+            if (out[*n] == NULL)
+                goto bad;
+            snprintf(out[(*n)++], len, "%s=%s", name, value);
+        }
+        json_object_put(single);
+        continue;
+    bad:
+        json_object_put(single);
+        for (size_t i = 0; i < *n; i++)
+            cml_free(out[i]);
+        *n = 0;
+        http_send_error(r, 400, "invalid_hyperparameter",
+                        d.msg[0] ? d.msg : "too many hyperparameters", NULL);
+        return false;
+    }
+    return true;
+}
+
+static void new_task_id(char out[40]) {
+    uint8_t raw[8];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        memset(raw, 0x42, sizeof raw);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    size_t n = strftime(out, 40, "job-%Y%m%d%H%M%S-", &tm);
+    for (int i = 0; i < 4; i++)
+        snprintf(out + n + 2 * i, 3, "%02x", raw[i]);
+}
+
+handler_result handle_retrain(service *svc, http_req *r, const char *param) {
+    (void)param;
+    bool bad = false, use_azure = false, include_feedback = false;
+    json_object *body = NULL, *v, *hp = NULL;
+    const char *csv = NULL;
+    size_t csv_len = 0;
+    char type_name[16] = "";
+    char *params[MAX_JOB_PARAMS];
+    size_t n_params = 0;
+    cml_dataset *ds = NULL;
+    cml_diag d = {{0}};
+
+    if (http_content_type_is(r, "text/csv")) {
+        if (!http_query_param(r, "model_type", type_name, sizeof type_name)) {
+            http_send_error(r, 400, "missing_field", "A text/csv body needs ?model_type=.", NULL);
+            goto done;
+        }
+        if (r->body == NULL || r->body_len == 0) {
+            http_send_error(r, 400, "bad_csv", "The CSV body is empty.", NULL);
+            goto done;
+        }
+        csv = r->body;
+        csv_len = r->body_len;
+    } else {
+        if ((body = handler_json_body(r, true)) == NULL)
+            goto done;
+        const char *t = handler_string_field(r, body, "model_type", &bad);
+        csv = bad ? NULL : handler_string_field(r, body, "data", &bad);
+        if (bad)
+            goto done;
+        snprintf(type_name, sizeof type_name, "%s", t ? t : "");
+        csv_len = csv ? strlen(csv) : 0;
+        if (json_object_object_get_ex(body, "use_azure", &v))
+            use_azure = json_object_get_boolean(v);
+        if (json_object_object_get_ex(body, "include_feedback", &v))
+            include_feedback = json_object_get_boolean(v);
+        if (json_object_object_get_ex(body, "hyperparameters", &hp) &&
+            !json_object_is_type(hp, json_type_null) &&
+            !json_object_is_type(hp, json_type_object)) {
+            http_send_error(r, 400, "wrong_type", "Field 'hyperparameters' must be an object.",
+                            NULL);
+            goto done;
+        }
+    }
+    cml_model_type type;
+    if (cml_model_type_parse(type_name, &type) != CML_OK) {
+        http_send_error(r, 400, "unknown_model_type", "model_type must be ensemble or classic.",
+                        NULL);
+        goto done;
+    }
+    if (!service_type_available(type)) {
+        http_send_error(r, 400, "unsupported_model_type",
+                        "This build cannot train the ensemble (built without XGBoost or FANN).",
+                        NULL);
+        goto done;
+    }
+    if (hp && json_object_is_type(hp, json_type_object) &&
+        !collect_params(r, hp, type, params, &n_params))
+        goto done;
+
+    /* The data: uploaded, else blob storage's training_data.csv, else the bundled set. */
+    cml_err err;
+    if (csv != NULL) {
+        err = cml_csv_parse(csv, csv_len, NULL, &ds, &d);
+    } else if (use_azure && !svc->cfg.use_azure_storage) {
+        http_send_error(r, 400, "storage_disabled",
+                        "use_azure needs blob storage, which this instance does not use.", NULL);
+        goto done;
+    } else {
+        err = cml_csv_read_file(svc->cfg.training_data, NULL, &ds, &d);
+    }
+    if (err != CML_OK) {
+        char detail[320];
+        snprintf(detail, sizeof detail, "The training data is unusable: %s.",
+                 d.msg[0] ? d.msg : cml_strerror(err));
+        http_send_error(r, 400, "bad_training_data", detail, NULL);
+        goto done;
+    }
+    if (include_feedback) {
+        feedback_sink sink = {.ds = ds, .err = CML_OK};
+        if (cml_state_each_feedback(svc->state, add_feedback_row, &sink) != CML_OK ||
+            sink.err != CML_OK) {
+            http_send_error(r, 500, "storage_failed", "The stored feedback could not be read.",
+                            NULL);
+            goto done;
+        }
+    }
+    cml_train_options check;
+    cml_train_options_init(&check, type);
+    for (size_t i = 0; i < n_params; i++) {
+        char key[160];
+        const char *eq = strchr(params[i], '=');
+        snprintf(key, sizeof key, "%.*s", (int)(eq - params[i]), params[i]);
+        cml_hyperparam_set(&check, key, eq + 1, NULL);
+    }
+    if (cml_train_check(ds, &check, &d) != CML_OK) {
+        char detail[320];
+        snprintf(detail, sizeof detail, "The training data is unusable: %s.", d.msg);
+        http_send_error(r, 400, "bad_training_data", detail, NULL);
+        goto done;
+    }
+
+    /* The job's own copy of its data, written whole before the job exists. */
+    char task_id[40], dir[4096], path[4200];
+    new_task_id(task_id);
+    snprintf(dir, sizeof dir, "%s/jobs", svc->cfg.state_dir);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/%s.csv", dir, task_id);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    err = mem ? cml_csv_write(mem, ds) : CML_ERR_NOMEM;
+    if (mem)
+        fclose(mem);
+    if (err == CML_OK)
+        err = cml_write_file_atomic(path, buf, len, &d);
+    free(buf);
+    if (err != CML_OK) {
+        http_send_error(r, 500, "storage_failed", "The job's data could not be written.", NULL);
+        goto done;
+    }
+    cml_job job;
+    memset(&job, 0, sizeof job);
+    snprintf(job.task_id, sizeof job.task_id, "%s", task_id);
+    snprintf(job.model_type, sizeof job.model_type, "%s", type_name);
+    snprintf(job.current_task, sizeof job.current_task, "queued");
+    job.start_time = (int64_t)time(NULL);
+    err = cml_state_job_start(svc->state, &job);
+    if (err == CML_ERR_CONFLICT) {
+        unlink(path);
+        http_send_error(r, 409, "training_in_progress", "A training job is already running.", NULL);
+        goto done;
+    }
+    if (err == CML_OK)
+        err = training_job_spawn(svc, task_id, type_name, path, params, n_params, &d);
+    if (err != CML_OK) {
+        cml_state_job_finish(svc->state, task_id, "failed", "the trainer could not be started",
+                             NULL);
+        unlink(path);
+        http_send_error(r, 500, "training_not_started", "The training job could not be started.",
+                        NULL);
+        goto done;
+    }
+    cml_history_entry *hist = NULL;
+    size_t nh = 0;
+    double estimate = type == CML_MODEL_ENSEMBLE ? 15.0 : 5.0;
+    if (cml_state_list_history(svc->state, type_name, 1, &hist, &nh) == CML_OK && nh == 1 &&
+        hist[0].training_time > 0)
+        estimate =
+            hist[0].training_time * ((double)ds->n / (double)(hist[0].n_train + hist[0].n_test));
+    cml_history_free(hist, nh);
+    json_object *o = json_object_new_object();
+    char msg[160];
+    snprintf(msg, sizeof msg, "Training a %s model on %zu rows.", type_name, ds->n);
+    json_object_object_add(o, "task_id", json_object_new_string(task_id));
+    json_object_object_add(o, "status", json_object_new_string("started"));
+    json_object_object_add(o, "message", json_object_new_string(msg));
+    json_object_object_add(o, "estimated_time", json_object_new_double(estimate));
+    json_object_object_add(o, "n_rows", json_object_new_int64((int64_t)ds->n));
+    http_send_json(r, 202, o);
+done:
+    for (size_t i = 0; i < n_params; i++)
+        cml_free(params[i]);
+    cml_dataset_free(ds);
+    json_object_put(body);
+    return HANDLER_DONE;
+}
+
+static json_object *job_json(const cml_job *j) {
+    char ts[32];
+    json_object *o = json_object_new_object();
+    bool running = !strcmp(j->status, "running");
+    json_object_object_add(o, "is_training", json_object_new_boolean(running));
+    json_object_object_add(o, "task_id", json_object_new_string(j->task_id));
+    json_object_object_add(o, "model_type", json_object_new_string(j->model_type));
+    json_object_object_add(o, "status", json_object_new_string(j->status));
+    json_object_object_add(o, "progress", json_object_new_double(j->progress));
+    json_object_object_add(o, "current_task", json_object_new_string(j->current_task));
+    json_object_object_add(o, "start_time",
+                           json_object_new_string(handler_iso_time(j->start_time, ts, sizeof ts)));
+    json_object_object_add(
+        o, "finished_at",
+        j->finished_at ? json_object_new_string(handler_iso_time(j->finished_at, ts, sizeof ts))
+                       : NULL);
+    json_object_object_add(o, "error", j->error[0] ? json_object_new_string(j->error) : NULL);
+    json_object_object_add(o, "version", j->version[0] ? json_object_new_string(j->version) : NULL);
+    return o;
+}
+
+handler_result handle_training_status(service *svc, http_req *r, const char *task_id) {
+    cml_job job;
+    cml_err err = task_id ? cml_state_job_get(svc->state, task_id, &job)
+                          : cml_state_job_latest(svc->state, &job);
+    if (err == CML_ERR_NOT_FOUND && task_id) {
+        http_send_error(r, 404, "unknown_task", "No training job has that id.", NULL);
+        return HANDLER_DONE;
+    }
+    if (err == CML_ERR_NOT_FOUND) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "is_training", json_object_new_boolean(0));
+        json_object_object_add(o, "task_id", NULL);
+        json_object_object_add(o, "model_type", NULL);
+        json_object_object_add(o, "status", json_object_new_string("idle"));
+        json_object_object_add(o, "progress", json_object_new_double(0));
+        json_object_object_add(o, "current_task", NULL);
+        json_object_object_add(o, "start_time", NULL);
+        json_object_object_add(o, "finished_at", NULL);
+        json_object_object_add(o, "error", NULL);
+        http_send_json(r, 200, o);
+        return HANDLER_DONE;
+    }
+    if (err != CML_OK)
+        return HANDLER_FAULT;
+    http_send_json(r, 200, job_json(&job));
+    return HANDLER_DONE;
+}
+
+/* The metrics object of the API from computed metrics. */
+static json_object *metrics_json(const cml_metrics *m) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "accuracy", json_object_new_double(m->accuracy));
+    json_object_object_add(o, "precision_macro", json_object_new_double(m->precision_macro));
+    json_object_object_add(o, "recall_macro", json_object_new_double(m->recall_macro));
+    json_object_object_add(o, "f1_macro", json_object_new_double(m->f1_macro));
+    json_object_object_add(o, "mcc", json_object_new_double(m->mcc));
+    json_object_object_add(o, "log_loss", json_object_new_double(m->log_loss));
+    if (isfinite(m->roc_auc))
+        json_object_object_add(o, "roc_auc", json_object_new_double(m->roc_auc));
+    return o;
+}
+
+handler_result handle_evaluate(service *svc, http_req *r, const char *param) {
+    (void)param;
+    bool bad = false;
+    cml_model *m = NULL;
+    cml_dataset *ds = NULL;
+    cml_metrics met = {0};
+    cml_diag d = {{0}};
+    json_object *body = handler_json_body(r, false);
+    if (r->answered)
+        return HANDLER_DONE;
+    const char *type_name = handler_string_field(r, body, "model_type", &bad);
+    const char *version = bad ? NULL : handler_string_field(r, body, "version", &bad);
+    const char *csv = bad ? NULL : handler_string_field(r, body, "data", &bad);
+    if (bad)
+        goto done;
+    cml_model_type type = (cml_model_type)atomic_load(&svc->active_type);
+    if (type_name && cml_model_type_parse(type_name, &type) != CML_OK) {
+        http_send_error(r, 400, "unknown_model_type", "model_type must be ensemble or classic.",
+                        NULL);
+        goto done;
+    }
+    if (version) {
+        char path[4096];
+        if (!cml_version_valid(version)) {
+            http_send_error(r, 404, "unknown_version", "No model of that type has that version.",
+                            NULL);
+            goto done;
+        }
+        cml_local_store_path(svc->cfg.model_cache_dir, cml_model_type_name(type), version, path,
+                             sizeof path);
+        cml_err err = cml_model_load(path, &m, &d);
+        if (err == CML_ERR_NOT_FOUND) {
+            http_send_error(r, 404, "unknown_version", "No model of that type has that version.",
+                            NULL);
+            goto done;
+        }
+        if (err != CML_OK) {
+            http_send_error(r, 503, "model_load_failed", "That model version could not be loaded.",
+                            "Retry-After: 30");
+            goto done;
+        }
+    } else if ((m = handler_model(r, svc, type)) == NULL) {
+        goto done;
+    }
+    const cml_dataset *data = m->holdout;
+    if (csv) {
+        cml_csv_options opts = {.min_labels = 1, .min_rows = 1};
+        cml_err err = cml_csv_parse(csv, strlen(csv), &opts, &ds, &d);
+        if (err != CML_OK) {
+            char detail[320];
+            snprintf(detail, sizeof detail, "The evaluation data is unusable: %s.", d.msg);
+            http_send_error(r, 400, "bad_csv", detail, NULL);
+            goto done;
+        }
+        data = ds;
+    }
+    if (data == NULL) {
+        http_send_error(r, 400, "no_holdout", "This model has no held-out split; send data.", NULL);
+        goto done;
+    }
+    if (cml_model_evaluate(m, data, &met, &d) != CML_OK) {
+        char detail[320];
+        snprintf(detail, sizeof detail, "The data cannot be scored by this model: %s.", d.msg);
+        http_send_error(r, 400, "bad_csv", detail, NULL);
+        goto done;
+    }
+    r->model = cml_model_type_name(m->type);
+    snprintf(r->version, sizeof r->version, "%s", m->version);
+    char ts[32];
+    json_object *o = json_object_new_object(), *labels = json_object_new_array(),
+                *cm = json_object_new_array(), *rep = json_object_new_object();
+    for (size_t c = 0; c < m->n_labels; c++) {
+        json_object_array_add(labels, json_object_new_string(m->labels[c]));
+        json_object *row = json_object_new_array();
+        for (size_t k = 0; k < m->n_labels; k++)
+            json_object_array_add(
+                row, json_object_new_int64((int64_t)met.confusion[c * m->n_labels + k]));
+        json_object_array_add(cm, row);
+        json_object *cr = json_object_new_object();
+        json_object_object_add(cr, "precision", json_object_new_double(met.per_class[c].precision));
+        json_object_object_add(cr, "recall", json_object_new_double(met.per_class[c].recall));
+        json_object_object_add(cr, "f1", json_object_new_double(met.per_class[c].f1));
+        json_object_object_add(cr, "support",
+                               json_object_new_int64((int64_t)met.per_class[c].support));
+        json_object_object_add(rep, m->labels[c], cr);
+    }
+    json_object *mj = metrics_json(&met);
+    json_object_object_add(o, "model_type", json_object_new_string(cml_model_type_name(m->type)));
+    json_object_object_add(o, "model_version", json_object_new_string(m->version));
+    json_object_object_add(o, "n", json_object_new_int64((int64_t)met.n));
+    json_object_object_add(o, "data", json_object_new_string(csv ? "uploaded" : "holdout"));
+    json_object_object_add(o, "metrics", mj);
+    json_object_object_add(o, "labels", labels);
+    json_object_object_add(o, "confusion_matrix", cm);
+    json_object_object_add(o, "classification_report", rep);
+    json_object_object_add(o, "loss", json_object_new_double(met.log_loss));
+    json_object_object_add(o, "timestamp",
+                           json_object_new_string(handler_iso_time(time(NULL), ts, sizeof ts)));
+    cml_state_add_evaluation(svc->state, cml_model_type_name(m->type), m->version, (int64_t)met.n,
+                             json_object_to_json_string_ext(mj, JSON_C_TO_STRING_PLAIN));
+    http_send_json(r, 200, o);
+done:
+    cml_metrics_release(&met);
+    cml_dataset_free(ds);
+    cml_model_release(m);
+    json_object_put(body);
+    return HANDLER_DONE;
+}
+
+handler_result handle_history(service *svc, http_req *r, const char *param) {
+    (void)param;
+    char buf[64], ts[32];
+    long limit = 10;
+    const char *type = NULL;
+    if (http_query_param(r, "limit", buf, sizeof buf)) {
+        char *end;
+        limit = strtol(buf, &end, 10);
+        if (*end || limit < 1 || limit > 10000) {
+            http_send_error(r, 400, "invalid_limit",
+                            "limit must be a whole number from 1 to 10000.", NULL);
+            return HANDLER_DONE;
+        }
+    }
+    char tbuf[16];
+    cml_model_type t;
+    if (http_query_param(r, "model_type", tbuf, sizeof tbuf) && tbuf[0]) {
+        if (cml_model_type_parse(tbuf, &t) != CML_OK) {
+            http_send_error(r, 400, "unknown_model_type", "model_type must be ensemble or classic.",
+                            NULL);
+            return HANDLER_DONE;
+        }
+        type = tbuf;
+    }
+    cml_history_entry *h = NULL;
+    size_t n = 0;
+    if (cml_state_list_history(svc->state, type, (size_t)limit, &h, &n) != CML_OK)
+        return HANDLER_FAULT;
+    json_object *a = json_object_new_array();
+    for (size_t i = 0; i < n; i++) {
+        json_object *o = json_object_new_object(), *metrics = NULL;
+        json_object *all = h[i].metrics_json ? json_tokener_parse(h[i].metrics_json) : NULL;
+        if (all && json_object_object_get_ex(all, "holdout", &metrics))
+            metrics = json_object_get(metrics);
+        json_object_put(all);
+        json_object_object_add(o, "task_id",
+                               h[i].task_id[0] ? json_object_new_string(h[i].task_id) : NULL);
+        json_object_object_add(o, "model_type", json_object_new_string(h[i].model_type));
+        json_object_object_add(o, "version", json_object_new_string(h[i].version));
+        json_object_object_add(
+            o, "timestamp",
+            json_object_new_string(handler_iso_time(h[i].timestamp, ts, sizeof ts)));
+        json_object_object_add(o, "metrics", metrics);
+        json_object_object_add(o, "training_time", json_object_new_double(h[i].training_time));
+        json_object_object_add(o, "n_train", json_object_new_int64(h[i].n_train));
+        json_object_object_add(o, "n_test", json_object_new_int64(h[i].n_test));
+        json_object_array_add(a, o);
+    }
+    cml_history_free(h, n);
+    http_send_json(r, 200, a);
+    return HANDLER_DONE;
+}
+
+/* Mean single-question latency of a resident model in ms, over a fixed probe set. */
+static double probe_latency_ms(service *svc, cml_model_type t) {
+    static const char *probes[] = {
+        "What do you think will happen next?", "is it red",
+        "how many blocks are in your tower",   "Tell me about your picture.",
+        "um so why did the ice melt",          "Do you want milk or water?"};
+    cml_model *m = cml_registry_acquire(svc->registry, t);
+    cml_feature_scratch *s = cml_feature_scratch_new();
+    double ms = NAN;
+    if (m && s) {
+        struct timespec t0, t1;
+        cml_prediction p;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (int rep = 0; rep < 20; rep++)
+            for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++)
+                cml_model_predict(m, s, probes[i], strlen(probes[i]), &p);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ms = ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6) /
+             (20.0 * (double)(sizeof probes / sizeof probes[0]));
+    }
+    cml_feature_scratch_free(s);
+    cml_model_release(m);
+    return ms;
+}
+
+typedef struct side {
+    bool present;
+    double f1, acc, train_s, latency_ms;
+    char version[40];
+    int64_t ts;
+} side;
+
+/* The latest history entry of a type, or the resident model's own figures. */
+static side side_of(service *svc, cml_model_type t) {
+    side s = {0};
+    cml_history_entry *h = NULL;
+    size_t n = 0;
+    const char *name = cml_model_type_name(t);
+    cml_slot_info info;
+    cml_registry_info(svc->registry, t, &info);
+    if (cml_state_list_history(svc->state, name, 0, &h, &n) == CML_OK) {
+        /* The entry of the version now running, else the newest. */
+        size_t pick = n;
+        for (size_t i = 0; i < n; i++)
+            if (info.loaded && !strcmp(h[i].version, info.version))
+                pick = i;
+        if (pick == n && n > 0)
+            pick = n - 1;
+        if (pick < n) {
+            json_object *all =
+                            h[pick].metrics_json ? json_tokener_parse(h[pick].metrics_json) : NULL,
+                        *hold, *v;
+            if (all && json_object_object_get_ex(all, "holdout", &hold)) {
+                s.present = true;
+                if (json_object_object_get_ex(hold, "f1_macro", &v))
+                    s.f1 = json_object_get_double(v);
+                if (json_object_object_get_ex(hold, "accuracy", &v))
+                    s.acc = json_object_get_double(v);
+            }
+            json_object_put(all);
+            s.train_s = h[pick].training_time;
+            s.ts = h[pick].timestamp;
+            snprintf(s.version, sizeof s.version, "%s", h[pick].version);
+        }
+    }
+    cml_history_free(h, n);
+    if (s.present)
+        s.latency_ms = probe_latency_ms(svc, t);
+    return s;
+}
+
+static json_object *side_json(const side *s) {
+    char ts[32];
+    if (!s->present)
+        return NULL;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "accuracy", json_object_new_double(s->acc));
+    json_object_object_add(o, "f1_score", json_object_new_double(s->f1));
+    json_object_object_add(o, "training_time", json_object_new_double(s->train_s));
+    json_object_object_add(o, "timestamp",
+                           json_object_new_string(handler_iso_time(s->ts, ts, sizeof ts)));
+    json_object_object_add(o, "version", json_object_new_string(s->version));
+    if (isfinite(s->latency_ms))
+        json_object_object_add(o, "latency_ms", json_object_new_double(s->latency_ms));
+    return o;
+}
+
+handler_result handle_comparison(service *svc, http_req *r, const char *param) {
+    (void)param;
+    side e = side_of(svc, CML_MODEL_ENSEMBLE), c = side_of(svc, CML_MODEL_CLASSIC);
+    json_object *o = json_object_new_object(), *rec = NULL;
+    json_object_object_add(o, "ensemble", side_json(&e));
+    json_object_object_add(o, "classic", side_json(&c));
+    if (e.present && c.present) {
+        /* Quality first; latency decides only between models of equal quality. */
+        const char *pick, *why;
+        char reason[256];
+        double df1 = e.f1 - c.f1, dacc = e.acc - c.acc;
+        if (fabs(df1) >= 0.005) {
+            pick = df1 > 0 ? "ensemble" : "classic";
+            why = "higher macro F1";
+        } else if (fabs(dacc) >= 0.005) {
+            pick = dacc > 0 ? "ensemble" : "classic";
+            why = "equal macro F1 and higher accuracy";
+        } else {
+            pick = e.latency_ms < c.latency_ms ? "ensemble" : "classic";
+            why = "equal quality and lower latency";
+        }
+        snprintf(reason, sizeof reason,
+                 "%s: %s (macro F1 %.4f vs %.4f, accuracy %.4f vs %.4f, latency %.3f vs %.3f ms)",
+                 pick, why, !strcmp(pick, "ensemble") ? e.f1 : c.f1,
+                 !strcmp(pick, "ensemble") ? c.f1 : e.f1, !strcmp(pick, "ensemble") ? e.acc : c.acc,
+                 !strcmp(pick, "ensemble") ? c.acc : e.acc,
+                 !strcmp(pick, "ensemble") ? e.latency_ms : c.latency_ms,
+                 !strcmp(pick, "ensemble") ? c.latency_ms : e.latency_ms);
+        rec = json_object_new_object();
+        json_object_object_add(rec, "model", json_object_new_string(pick));
+        json_object_object_add(rec, "reason", json_object_new_string(reason));
+    }
+    json_object_object_add(o, "recommendation", rec);
+    http_send_json(r, 200, o);
+    return HANDLER_DONE;
+}

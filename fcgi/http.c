@@ -1,0 +1,229 @@
+#include "config.h"
+
+#include "http.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "cml_alloc.h"
+
+const char *http_reason(int status) {
+    switch (status) {
+    case 200:
+        return "OK";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
+    }
+}
+
+static const char *param(FCGX_Request *f, const char *name) {
+    const char *v = FCGX_GetParam(name, f->envp);
+    return v ? v : "";
+}
+
+static int hexval(int c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes src[0..n) into dst (cap bytes); '+' becomes a space when plus is true. */
+static void url_decode(const char *src, size_t n, char *dst, size_t cap, bool plus) {
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 1 < cap; i++) {
+        int hi, lo;
+        if (src[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)src[i + 1])) >= 0 &&
+            (lo = hexval((unsigned char)src[i + 2])) >= 0) {
+            dst[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (plus && src[i] == '+') {
+            dst[o++] = ' ';
+        } else {
+            dst[o++] = src[i];
+        }
+    }
+    dst[o] = '\0';
+}
+
+static bool request_id_valid(const char *id) {
+    size_t n = strlen(id);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '_' && id[i] != '.')
+            return false;
+    return true;
+}
+
+void http_req_init(http_req *r, FCGX_Request *fcgi) {
+    memset(r, 0, sizeof(*r));
+    clock_gettime(CLOCK_MONOTONIC, &r->t0);
+    r->fcgi = fcgi;
+    r->method = param(fcgi, "REQUEST_METHOD");
+    r->content_type = param(fcgi, "CONTENT_TYPE");
+    r->remote_addr = param(fcgi, "REMOTE_ADDR");
+    const char *origin = FCGX_GetParam("HTTP_ORIGIN", fcgi->envp);
+    r->origin = origin && *origin ? origin : NULL;
+    const char *cl = param(fcgi, "CONTENT_LENGTH");
+    r->content_length = *cl ? strtoll(cl, NULL, 10) : 0;
+    const char *uri = param(fcgi, "REQUEST_URI");
+    const char *q = strchr(uri, '?');
+    size_t plen = q ? (size_t)(q - uri) : strlen(uri);
+    r->query = q ? q + 1 : "";
+    url_decode(uri, plen, r->path, sizeof r->path, false);
+    const char *rid = param(fcgi, "HTTP_X_REQUEST_ID");
+    if (request_id_valid(rid)) {
+        snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+    } else {
+        uint8_t raw[16];
+        if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+            memset(raw, 0, sizeof raw);
+        for (int i = 0; i < 16; i++)
+            snprintf(r->request_id + 2 * i, 3, "%02x", raw[i]);
+    }
+    r->model = NULL;
+}
+
+void http_req_release(http_req *r) {
+    cml_free(r->body);
+    r->body = NULL;
+}
+
+const char *http_header(const http_req *r, const char *upper_name) {
+    char name[128];
+    snprintf(name, sizeof name, "HTTP_%s", upper_name);
+    const char *v = FCGX_GetParam(name, r->fcgi->envp);
+    return v && *v ? v : NULL;
+}
+
+bool http_read_body(http_req *r, long long max) {
+    if (r->content_length < 0 || r->content_length > max)
+        return false;
+    size_t want = (size_t)r->content_length;
+    r->body = cml_malloc(want + 1);
+    if (r->body == NULL)
+        return false;
+    size_t got = 0;
+    while (got < want) {
+        int n =
+            FCGX_GetStr(r->body + got, (int)(want - got > 65536 ? 65536 : want - got), r->fcgi->in);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    r->body[got] = '\0';
+    r->body_len = got;
+    return true;
+}
+
+bool http_query_param(const http_req *r, const char *name, char *buf, size_t cap) {
+    size_t nl = strlen(name);
+    const char *p = r->query;
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+            url_decode(p + nl + 1, len - nl - 1, buf, cap, true);
+            return true;
+        }
+        if (len == nl && strncmp(p, name, nl) == 0) {
+            buf[0] = '\0';
+            return true;
+        }
+        p += len + (amp != NULL);
+    }
+    return false;
+}
+
+bool http_content_type_is(const http_req *r, const char *type) {
+    size_t n = strlen(type);
+    const char *ct = r->content_type;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, type, n) != 0)
+        return false;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+double http_elapsed(const http_req *r) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
+}
+
+void http_send_raw(http_req *r, int status, const char *content_type, const char *body, size_t len,
+                   const char *extra_header) {
+    if (r->answered)
+        return;
+    r->answered = true;
+    r->status = status;
+    /* libfcgi's own printf knows no %zu: headers are formatted here. */
+    char head[2048];
+    int n = snprintf(head, sizeof head,
+                     "Status: %d %s\r\nX-Request-Id: %s\r\nCache-Control: no-store\r\n", status,
+                     http_reason(status), r->request_id);
+    if (content_type)
+        n += snprintf(head + n, sizeof head - (size_t)n,
+                      "Content-Type: %s\r\nContent-Length: %zu\r\n", content_type, len);
+    if (r->cors_allowed && r->origin && (size_t)n < sizeof head)
+        n += snprintf(head + n, sizeof head - (size_t)n,
+                      "Access-Control-Allow-Origin: %.512s\r\nVary: Origin\r\n", r->origin);
+    if (extra_header && (size_t)n < sizeof head)
+        n += snprintf(head + n, sizeof head - (size_t)n, "%s\r\n", extra_header);
+    if ((size_t)n < sizeof head)
+        n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
+    FCGX_Stream *out = r->fcgi->out;
+    FCGX_PutStr(head, n < (int)sizeof head ? n : (int)sizeof head - 1, out);
+    if (len > 0)
+        FCGX_PutStr(body, (int)len, out);
+}
+
+void http_send_json(http_req *r, int status, json_object *obj) {
+    size_t len = 0;
+    const char *s = json_object_to_json_string_length(
+        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    http_send_raw(r, status, "application/json", s, len, NULL);
+    json_object_put(obj);
+}
+
+void http_send_error(http_req *r, int status, const char *code, const char *detail,
+                     const char *extra_header) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "detail", json_object_new_string(detail));
+    json_object_object_add(o, "error", json_object_new_string(code));
+    size_t len = 0;
+    const char *s = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    http_send_raw(r, status, "application/json", s, len, extra_header);
+    json_object_put(o);
+}

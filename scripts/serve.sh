@@ -1,0 +1,43 @@
+#!/bin/sh
+# Serves the cultivate-ml API on http://127.0.0.1:${PORT:-8000} in the foreground with the
+# embedded defaults (bundled training data, local model store): spawn-fcgi starts the
+# supervised FastCGI workers, lighttpd fronts them. Ctrl-C stops everything.
+#   scripts/serve.sh [BUILD_DIR]     (default: the directory of this repository)
+# Environment: PORT, WORKERS (processes, default 2), RUN_DIR (state, default BUILD_DIR/run),
+# and any service variable (MODEL_TYPE, API_KEY, LOG_LEVEL, ...).
+set -eu
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$src}" && pwd)
+port=${PORT:-8000}
+run=${RUN_DIR:-$build/run}
+workers=${WORKERS:-2}
+mkdir -p "$run/models"
+
+export MODEL_CACHE_DIR="${MODEL_CACHE_DIR:-$run/models}"
+export STATE_DIR="${STATE_DIR:-$run}"
+export TRAINING_DATA="${TRAINING_DATA:-$src/data/questions.csv}"
+export CML_TRAINER="${CML_TRAINER:-$build/cultivate-ml}"
+
+lighttpd=$(command -v lighttpd || echo /usr/sbin/lighttpd)
+sock="$run/fcgi.sock"
+sed -e "s|@PORT@|$port|g" -e "s|@SOCKET@|$sock|g" -e "s|@DIR@|$run|g" \
+    "$src/etc/lighttpd/standalone.conf.in" > "$run/lighttpd.conf"
+rm -f "$sock"
+
+spawn-fcgi -n -s "$sock" -M 0600 -- "$build/cultivate-ml-fcgi" --workers "$workers" &
+fcgi_pid=$!
+"$lighttpd" -D -f "$run/lighttpd.conf" &
+httpd_pid=$!
+
+stop() {
+    trap - INT TERM EXIT
+    kill "$httpd_pid" "$fcgi_pid" 2>/dev/null || true
+    wait "$httpd_pid" "$fcgi_pid" 2>/dev/null || true
+    rm -f "$sock"
+}
+trap stop INT TERM EXIT
+echo "cultivate-ml: serving http://127.0.0.1:$port (state in $run); Ctrl-C stops" >&2
+# Either process ending ends the service.
+while kill -0 "$fcgi_pid" 2>/dev/null && kill -0 "$httpd_pid" 2>/dev/null; do
+    sleep 1
+done
