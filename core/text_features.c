@@ -17,7 +17,7 @@ enum { NS_WORD = 0, NS_FOCUS = 1, NS_CHAR = 2, NS_COUNT = 3 };
 #define FEATURIZER_FORMAT 1
 
 const cml_feature_config cml_feature_config_default = {
-    .min_df_words = 1,
+    .min_df_words = 2,
     .min_df_chars = 2,
     .char_min = 2,
     .char_max = 5,
@@ -60,12 +60,45 @@ struct cml_featurizer {
     size_t n_vocab;
     uint64_t *keys; /* column CML_HAND_FEATURES + i has key keys[i] */
     float *idf;
-    cml_u64_map index; /* key -> vocabulary position */
+    /*
+     * Read-only lookup from term key to vocabulary position: one 8-byte slot
+     * per probe (a 32-bit tag of the key and the position), so a lookup is
+     * usually one cache miss. Slot from the key's middle bits, tag from its
+     * top bits: together about 50 bits of the key are compared.
+     */
+    struct vocab_slot {
+        uint32_t tag;
+        int32_t pos; /* -1 when empty */
+    } * slots;
+    size_t slot_mask;
 };
+
+static inline size_t vocab_home(uint64_t key, size_t mask) { return (size_t)(key >> 2) & mask; }
+
+static inline int32_t vocab_find(const cml_featurizer *f, uint64_t key) {
+    uint32_t tag = (uint32_t)(key >> 32);
+    for (size_t i = vocab_home(key, f->slot_mask);; i = (i + 1) & f->slot_mask) {
+        const struct vocab_slot *v = &f->slots[i];
+        if (v->pos < 0)
+            return -1;
+        if (v->tag == tag)
+            return v->pos;
+    }
+}
+
+/* Direct-mapped cache of stems: most words of classroom talk repeat, and stemming dominates. */
+#define STEM_CACHE 1024
+#define STEM_MAX 24
+typedef struct stem_entry {
+    uint64_t word_hash; /* 0 = empty */
+    uint8_t word_len, stem_len;
+    char stem[STEM_MAX];
+} stem_entry;
 
 struct cml_feature_scratch {
     cml_normalized norm;
     struct sb_stemmer *stemmer;
+    stem_entry *stem_cache;
     char *stems;
     size_t stems_cap;
     unsigned *stem_off;
@@ -100,7 +133,11 @@ cml_feature_scratch *cml_feature_scratch_new(void) {
     if (s == NULL)
         return NULL;
     s->stemmer = sb_stemmer_new("english", "UTF_8");
-    if (s->stemmer == NULL) {
+    s->stem_cache = cml_calloc(STEM_CACHE, sizeof(stem_entry));
+    if (s->stemmer == NULL || s->stem_cache == NULL) {
+        if (s->stemmer)
+            sb_stemmer_delete(s->stemmer);
+        cml_free(s->stem_cache);
         cml_free(s);
         return NULL;
     }
@@ -112,6 +149,7 @@ void cml_feature_scratch_free(cml_feature_scratch *s) {
         return;
     cml_normalized_release(&s->norm);
     sb_stemmer_delete(s->stemmer);
+    cml_free(s->stem_cache);
     cml_free(s->stems);
     cml_free(s->stem_off);
     cml_free(s->cols);
@@ -133,12 +171,28 @@ static cml_err prepare(cml_feature_scratch *s, const char *text, size_t len) {
         return CML_ERR_NOMEM;
     size_t used = 0;
     for (size_t i = 0; i < n->n_tokens; i++) {
-        const sb_symbol *st = sb_stemmer_stem(s->stemmer, (const sb_symbol *)cml_token_str(n, i),
-                                              (int)n->tokens[i].len);
-        size_t sl = st ? (size_t)sb_stemmer_length(s->stemmer) : 0;
-        if (st == NULL || sl > n->tokens[i].len + 4) {
-            st = (const sb_symbol *)cml_token_str(n, i);
-            sl = n->tokens[i].len;
+        const char *word = cml_token_str(n, i);
+        size_t wl = n->tokens[i].len;
+        uint64_t h = XXH3_64bits(word, wl) | 1;
+        stem_entry *e = &s->stem_cache[h % STEM_CACHE];
+        const sb_symbol *st;
+        size_t sl;
+        if (e->word_hash == h && e->word_len == wl) {
+            st = (const sb_symbol *)e->stem;
+            sl = e->stem_len;
+        } else {
+            st = sb_stemmer_stem(s->stemmer, (const sb_symbol *)word, (int)wl);
+            sl = st ? (size_t)sb_stemmer_length(s->stemmer) : 0;
+            if (st == NULL || sl > wl + 4) {
+                st = (const sb_symbol *)word;
+                sl = wl;
+            }
+            if (wl < 256 && sl < STEM_MAX) {
+                e->word_hash = h;
+                e->word_len = (uint8_t)wl;
+                e->stem_len = (uint8_t)sl;
+                memcpy(e->stem, st, sl);
+            }
         }
         if (grow_array((void **)&s->stems, &s->stems_cap, used + sl + 1, 1) != CML_OK)
             return CML_ERR_NOMEM;
@@ -272,9 +326,24 @@ static bool phrase_at(const cml_normalized *n, size_t t, size_t end, const char 
     return true;
 }
 
+/* A 64-bit set of the words of the text (by a cheap hash), to skip absent phrases at once. */
+static _Thread_local uint64_t words_present;
+
+static inline unsigned word_bit(const char *w, size_t len) {
+    unsigned h = (unsigned)len * 31u;
+    for (size_t i = 0; i < len; i++)
+        h = h * 33u + (unsigned char)w[i];
+    return h & 63u;
+}
+
 static bool has_phrase(const cml_normalized *n, size_t from, size_t end, const char *phrase) {
+    /* Most positions fail on the first word: test it before walking the phrase. */
+    size_t first = strcspn(phrase, " ");
+    if (!(words_present >> word_bit(phrase, first) & 1))
+        return false;
     for (size_t t = from; t < end; t++)
-        if (phrase_at(n, t, end, phrase))
+        if (n->tokens[t].len == first && memcmp(cml_token_str(n, t), phrase, first) == 0 &&
+            phrase_at(n, t, end, phrase))
             return true;
     return false;
 }
@@ -283,6 +352,9 @@ static void compute_hand(const cml_normalized *n, float *h) {
     memset(h, 0, CML_HAND_FEATURES * sizeof(float));
     if (n->n_tokens == 0)
         return;
+    words_present = 0;
+    for (size_t t = 0; t < n->n_tokens; t++)
+        words_present |= 1ull << word_bit(cml_token_str(n, t), n->tokens[t].len);
     const cml_sentence *fs = &n->sentences[n->focus];
     size_t a = fs->first, e = fs->first + fs->count, all = n->n_tokens;
     const char *first = cml_token_str(n, a);
@@ -344,8 +416,10 @@ static void compute_hand(const cml_normalized *n, float *h) {
 
 /* --- extraction ----------------------------------------------------------- */
 
+static void collect(cml_feature_scratch *s, const cml_featurizer *f, uint64_t key);
+
 static void accumulate(cml_feature_scratch *s, const cml_featurizer *f, uint64_t key) {
-    int32_t pos = cml_u64_map_get(&f->index, key, -1);
+    int32_t pos = vocab_find(f, key);
     if (pos < 0)
         return;
     int col = CML_HAND_FEATURES + pos;
@@ -407,13 +481,25 @@ cml_err cml_features_extract(const cml_featurizer *f, cml_feature_scratch *s, co
         }
     }
     size_t first_term = s->n;
-    enumerate_terms(s, f, &f->cfg, accumulate);
+    /* Keys first, then lookups with prefetching: the vocabulary table misses the cache, and
+       overlapping those misses is most of the speed of extraction. */
+    s->n_terms = 0;
+    enumerate_terms(s, f, &f->cfg, collect);
+    const size_t ahead = 12;
+    for (size_t i = 0; i < s->n_terms && i < ahead; i++)
+        __builtin_prefetch(&f->slots[vocab_home(s->terms[i], f->slot_mask)]);
+    for (size_t i = 0; i < s->n_terms; i++) {
+        if (i + ahead < s->n_terms)
+            __builtin_prefetch(&f->slots[vocab_home(s->terms[i + ahead], f->slot_mask)]);
+        accumulate(s, f, s->terms[i]);
+    }
 
     /* Sublinear TF times IDF, L2-normalised per namespace. */
     double norm2[NS_COUNT] = {0};
     for (size_t i = first_term; i < s->n; i++) {
         size_t pos = (size_t)s->cols[i] - CML_HAND_FEATURES;
-        float v = (1.0f + logf(s->vals[i])) * f->idf[pos];
+        float tf = s->vals[i] == 1.0f ? 1.0f : 1.0f + logf(s->vals[i]);
+        float v = tf * f->idf[pos];
         s->vals[i] = v;
         norm2[f->keys[pos] & 3] += (double)v * v;
     }
@@ -461,13 +547,20 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 static cml_err build_index(cml_featurizer *f) {
-    cml_err err = cml_u64_map_init(&f->index, f->n_vocab);
-    if (err != CML_OK)
-        return err;
+    size_t cap = 64;
+    while (cap < f->n_vocab + f->n_vocab / 2 + 1) /* load at most 2/3 */
+        cap *= 2;
+    f->slots = cml_malloc(cap * sizeof(*f->slots));
+    if (f->slots == NULL)
+        return CML_ERR_NOMEM;
+    memset(f->slots, 0xff, cap * sizeof(*f->slots));
+    f->slot_mask = cap - 1;
     for (size_t i = 0; i < f->n_vocab; i++) {
-        int32_t *v = cml_u64_map_upsert(&f->index, f->keys[i], (int32_t)i);
-        if (v == NULL)
-            return CML_ERR_NOMEM;
+        size_t j = vocab_home(f->keys[i], f->slot_mask);
+        while (f->slots[j].pos >= 0)
+            j = (j + 1) & f->slot_mask;
+        f->slots[j].tag = (uint32_t)(f->keys[i] >> 32);
+        f->slots[j].pos = (int32_t)i;
     }
     return CML_OK;
 }
@@ -546,7 +639,7 @@ void cml_featurizer_free(cml_featurizer *f) {
         return;
     cml_free(f->keys);
     cml_free(f->idf);
-    cml_u64_map_release(&f->index);
+    cml_free(f->slots);
     cml_free(f);
 }
 

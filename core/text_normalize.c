@@ -2,6 +2,8 @@
 
 #include "text_normalize.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cml_alloc.h"
@@ -120,6 +122,34 @@ static const char *const is_subjects[] = {
 
 static const char *const did_subjects[] = {"what", "where", "how", "who", "why", "when"};
 
+typedef struct rewrite {
+    const char *from, *to;
+} rewrite;
+
+static rewrite sorted_rewrites[sizeof(word_rewrites) / sizeof(word_rewrites[0])];
+static pthread_once_t rewrites_once = PTHREAD_ONCE_INIT;
+
+static int cmp_rewrite(const void *a, const void *b) {
+    return strcmp(((const rewrite *)a)->from, ((const rewrite *)b)->from);
+}
+
+static void sort_rewrites(void) {
+    for (size_t i = 0; i < sizeof(word_rewrites) / sizeof(word_rewrites[0]); i++)
+        sorted_rewrites[i] = (rewrite){word_rewrites[i].from, word_rewrites[i].to};
+    qsort(sorted_rewrites, sizeof(sorted_rewrites) / sizeof(sorted_rewrites[0]), sizeof(rewrite),
+          cmp_rewrite);
+}
+
+/* The rewrite of a whole word, or NULL. */
+static const char *find_rewrite(const char *w) {
+    pthread_once(&rewrites_once, sort_rewrites);
+    rewrite key = {w, NULL};
+    const rewrite *r =
+        bsearch(&key, sorted_rewrites, sizeof(sorted_rewrites) / sizeof(sorted_rewrites[0]),
+                sizeof(rewrite), cmp_rewrite);
+    return r ? r->to : NULL;
+}
+
 static bool in_list(const char *w, const char *const *list, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (strcmp(w, list[i]) == 0)
@@ -219,9 +249,9 @@ static cml_err emit_raw_word(cml_normalized *n, char *w, size_t len) {
     if (len == 0)
         return CML_OK;
     w[len] = '\0';
-    for (size_t i = 0; i < sizeof(word_rewrites) / sizeof(word_rewrites[0]); i++)
-        if (strcmp(w, word_rewrites[i].from) == 0)
-            return emit_phrase(n, word_rewrites[i].to);
+    const char *to = find_rewrite(w);
+    if (to != NULL)
+        return emit_phrase(n, to);
     size_t stem;
     char save;
     if (ends_with(w, len, "n't", &stem)) {
