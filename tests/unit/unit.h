@@ -3,6 +3,7 @@
 #define CML_UNIT_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,12 @@ static inline cml_dataset *unit_corpus(size_t n) {
     free(idx);
     cml_dataset_free(all);
     return sub;
+}
+
+/* True under memory checkers (CML_TEST_LIGHT=1): train on slices, skip quality bars. */
+static inline bool unit_light(void) {
+    const char *v = getenv("CML_TEST_LIGHT");
+    return v && *v && strcmp(v, "0") != 0;
 }
 
 /* Runs one suite; exit status for main(). */

@@ -1,0 +1,54 @@
+#!/bin/sh
+# The whole test suite, as CI runs it, from a clean checkout on Debian 12 (as root):
+#   1. installs what the build and the tests need (Debian packages, npm test tools);
+#   2. builds with every learner and runs `make check` (unit tests, corpus bars, style,
+#      integration tests against lighttpd, Apache, spawn-fcgi and Azurite);
+#   3. builds again with AddressSanitizer and UndefinedBehaviorSanitizer and runs the tests;
+#   4. runs the unit tests under valgrind;
+#   5. builds the classic-only configuration (the `production` image's) and runs its tests.
+# Build trees go under build/ (ignored by git). Exit status 0 only when everything passed.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+"$top/scripts/install-deps.sh"
+if [ -f tests/integration/package.json ]; then
+    (cd tests/integration && npm install --no-audit --no-fund --loglevel=error)
+fi
+[ -x configure ] || ./autogen.sh
+
+summary=""
+run_suite() { # name, configure flags, make target
+    name=$1 flags=$2 target=$3
+    mkdir -p "build/$name"
+    (cd "build/$name" && "$top/configure" $flags >/dev/null && make -j"$jobs" >/dev/null &&
+        make -j"$jobs" $target) || {
+        echo "FAILED: $name ($target)"
+        for log in $(find "build/$name/tests" -name '*.log' 2>/dev/null); do
+            grep -q "^FAIL\|^ERROR" "$log" 2>/dev/null && { echo "--- $log"; tail -n 40 "$log"; }
+        done
+        exit 1
+    }
+    summary="$summary $name"
+}
+
+run_suite full "" check
+# Memory checkers slow training by 3x (sanitizers) to 50x (valgrind): those runs train on
+# smaller slices of the corpus and skip the quality bars, which the full run checks.
+export CML_TEST_LIGHT=1
+run_suite sanitizers "--enable-sanitizers" check
+run_suite valgrind "" check-valgrind
+unset CML_TEST_LIGHT
+run_suite classic-only "--without-xgboost --without-fann" check
+
+# One closing line that every CI reader understands.
+passed=0 failed=0
+for trs in $(find build -name '*.trs'); do
+    if grep -q '^:test-result: PASS' "$trs"; then passed=$((passed + 1));
+    elif grep -q '^:test-result: SKIP' "$trs"; then :;
+    else failed=$((failed + 1)); fi
+done
+echo "suites:$summary"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
