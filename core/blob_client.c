@@ -156,6 +156,14 @@ static bool meta_value_ok(const char *v) {
 
 /* ---- client ------------------------------------------------------------------------ */
 
+/* True for http://127.x.x.x, http://localhost and http://[::1] (tests and local emulators). */
+static bool origin_is_loopback(const char *origin) {
+    const char *h = strstr(origin, "://");
+    h = h ? h + 3 : origin;
+    return strncmp(h, "127.", 4) == 0 || strncasecmp(h, "localhost", 9) == 0 ||
+           strncmp(h, "[::1]", 5) == 0;
+}
+
 void cml_blob_options_init(cml_blob_options *opts) {
     memset(opts, 0, sizeof(*opts));
     opts->max_retries = 4;
@@ -188,6 +196,11 @@ cml_err cml_blob_client_new(const cml_az_conn *conn, const cml_blob_options *opt
         err = cml_diag_set(diag, CML_ERR_CONFIG,
                            "blob client: the connection string has no AccountKey or "
                            "SharedAccessSignature and managed identity is off");
+        goto done;
+    }
+    if (opts->use_managed_identity && !conn->https && !origin_is_loopback(conn->origin)) {
+        err = cml_diag_set(diag, CML_ERR_CONFIG,
+                           "blob client: a managed identity token is only sent over https");
         goto done;
     }
     if (opts->block_size > CML_BLOB_MAX_BLOCK_SIZE) {
@@ -1803,8 +1816,19 @@ cml_err cml_blob_parse_list(const char *xml, size_t len, cml_blob_list *out, cha
                     copy_str(tmp, sizeof(tmp), v, vl);
                     it.length = strtoull(tmp, NULL, 10);
                 }
-                if (xml_find(pt, pe, "Etag", &v, &vl, NULL, NULL) != NULL)
-                    it.etag = xml_text(v, vl);
+                if (xml_find(pt, pe, "Etag", &v, &vl, NULL, NULL) != NULL) {
+                    /* Listings give ETags unquoted; headers quote them: keep the header form. */
+                    char *raw = xml_text(v, vl);
+                    if (raw != NULL && raw[0] != '"' && strncmp(raw, "W/", 2) != 0) {
+                        size_t rl = strlen(raw) + 3;
+                        it.etag = cml_malloc(rl);
+                        if (it.etag != NULL)
+                            snprintf(it.etag, rl, "\"%s\"", raw);
+                        cml_free(raw);
+                    } else {
+                        it.etag = raw;
+                    }
+                }
                 if (xml_find(pt, pe, "Last-Modified", &v, &vl, NULL, NULL) != NULL)
                     it.last_modified = xml_text(v, vl);
             }

@@ -104,8 +104,8 @@ typedef struct cml_blob_client cml_blob_client;
  * A client for the account of conn (deep-copied; the caller keeps conn).
  * opts may be NULL (defaults); its strings are copied. A managed identity
  * needs use_managed_identity and IDENTITY_ENDPOINT/IDENTITY_HEADER; it then
- * replaces any key of conn. CML_ERR_CONFIG when no usable credential or
- * options are out of range. *out is freed with cml_blob_client_free.
+ * replaces any key of conn, and needs an https endpoint (or a loopback one). CML_ERR_CONFIG when no
+ * usable credential or options are out of range. *out is freed with cml_blob_client_free.
  */
 cml_err cml_blob_client_new(const cml_az_conn *conn, const cml_blob_options *opts,
                             cml_blob_client **out, cml_diag *diag);
@@ -216,7 +216,7 @@ cml_err cml_blob_head(cml_blob_client *c, const char *container, const char *nam
 
 typedef struct cml_blob_item {
     char *name;
-    char *etag;
+    char *etag; /* quoted as in the ETag header (listings send it bare), usable in If-Match */
     char *last_modified;
     uint64_t length;
 } cml_blob_item;

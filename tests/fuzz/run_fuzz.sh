@@ -1,0 +1,21 @@
+#!/bin/sh
+# Runs every fuzz harness on its seeds and mutations of them (FUZZ_RUNS each, fewer under
+# the memory checkers). A crash, an abort or a sanitizer report fails the test.
+set -eu
+top=${CML_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+build=${CML_TOP_BUILDDIR:-.}
+if [ -n "${CML_TEST_LIGHT:-}" ] && [ "${CML_TEST_LIGHT}" != 0 ]; then
+    export FUZZ_RUNS=${FUZZ_RUNS:-2000}
+else
+    export FUZZ_RUNS=${FUZZ_RUNS:-20000}
+fi
+seeds="$top/tests/fuzz/seeds"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# A small real model file as the seed of the model-file harness.
+head -n 301 "$top/data/questions.csv" > "$work/small.csv"
+"$build/cultivate-ml" train --model classic --data "$work/small.csv" --out "$work" --folds 0 >/dev/null 2>&1
+"$build/tests/fuzz/fuzz_csv" "$seeds/small.csv"
+"$build/tests/fuzz/fuzz_text" "$seeds/speech.txt"
+"$build/tests/fuzz/fuzz_config" "$seeds/config.conf"
+"$build/tests/fuzz/fuzz_model_file" "$work"/classic_2*.model
