@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_commands.h"
 #include "cli_progress.h"
 #include "cml_alloc.h"
 #include "dataset.h"
@@ -44,6 +45,8 @@ static void usage(FILE *out) {
             "           classify each TEXT, or each line of standard input\n"
             "  info     [--json] FILE\n"
             "           describe a model file\n"
+            "  feedback export|counts [--state-dir DIR] [--out FILE]\n"
+            "           the service's stored corrections as a text,label CSV, or counted\n"
             "\n"
             "Options:\n"
             "  -h, --help     show this help\n"
@@ -512,6 +515,8 @@ int main(int argc, char **argv) {
         return cmd_classify(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "feedback"))
+        return cli_feedback(argc - 1, argv + 1);
     fprintf(stderr, "%s: unknown command '%s'\n", program, cmd);
     usage(stderr);
     return EXIT_USAGE;
