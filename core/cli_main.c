@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blob_store.h"
 #include "cli_commands.h"
 #include "cli_progress.h"
 #include "cml_alloc.h"
@@ -45,10 +47,22 @@ static void usage(FILE *out) {
             "           classify each TEXT, or each line of standard input\n"
             "  info     [--json] FILE\n"
             "           describe a model file\n"
+            "  upload   [--latest] [--json] FILE\n"
+            "           upload a model file to the blob store as TYPE/VERSION.model; with\n"
+            "           --latest also point TYPE_latest.model at it\n"
+            "  download [--out DIR] [--json] TYPE [VERSION]\n"
+            "           download the latest (or VERSION) model of TYPE from the blob store,\n"
+            "           verified, into DIR (default: the current directory)\n"
+            "  list     [--json] [TYPE]\n"
+            "           list the model versions in the blob store\n"
+            "  train ... --upload\n"
+            "           also upload the new version and its data; move TYPE_latest.model to it\n"
             "  feedback export|counts [--state-dir DIR] [--out FILE]\n"
             "           the service's stored corrections as a text,label CSV, or counted\n"
             "\n"
             "Options:\n"
+            "  --connection-string S  blob store (default: $AZURE_STORAGE_CONNECTION_STRING)\n"
+            "  --container NAME       container (default: $AZURE_STORAGE_CONTAINER, ml-models)\n"
             "  -h, --help     show this help\n"
             "  -V, --version  show the version\n"
             "\n"
@@ -74,6 +88,8 @@ typedef struct cli_args {
     unsigned long long seed;
     long folds, retain;
     bool json, seed_set, folds_set;
+    const char *conn, *container; /* blob store (upload, download, list, train --upload) */
+    bool upload, latest;
     const char *params[MAX_PARAMS];
     size_t n_params;
     int first_operand;
@@ -93,6 +109,10 @@ static int parse_args(int argc, char **argv, cli_args *a) {
         {"state-dir", required_argument, NULL, 'S'},
         {"param", required_argument, NULL, 'p'},
         {"retain", required_argument, NULL, 'r'},
+        {"connection-string", required_argument, NULL, 'C'},
+        {"container", required_argument, NULL, 'c'},
+        {"upload", no_argument, NULL, 'U'},
+        {"latest", no_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
@@ -153,6 +173,18 @@ static int parse_args(int argc, char **argv, cli_args *a) {
         case 'j':
             a->json = true;
             break;
+        case 'C':
+            a->conn = optarg;
+            break;
+        case 'c':
+            a->container = optarg;
+            break;
+        case 'U':
+            a->upload = true;
+            break;
+        case 'L':
+            a->latest = true;
+            break;
         case 'h':
             usage(stdout);
             exit(EXIT_SUCCESS);
@@ -207,12 +239,84 @@ static void job_progress_update(void *ctx, double fraction, const char *step) {
     cml_state_job_progress(j->state, j->task_id, fraction * 100.0, step, (int64_t)getpid());
 }
 
+/* ---- blob storage: upload, download, list, train --upload ----------------------------- */
+
+/* The connection string (never printed), or NULL. */
+static const char *blob_connection(const cli_args *a) {
+    const char *c = a->conn ? a->conn : getenv("AZURE_STORAGE_CONNECTION_STRING");
+    return c && *c ? c : NULL;
+}
+
+/* The client's retries and failures; the store's own lines repeat what the command prints. */
+static void blob_log_stderr(void *ctx, const char *line) {
+    (void)ctx;
+    if (strncmp(line, "blob store: ", 12) != 0)
+        fprintf(stderr, "%s: %s\n", program, line);
+}
+
+static const char *env_or_null(const char *name) {
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* Opens the blob store named by the options and environment; *out owned by the caller. */
+static cml_err blob_open(const cli_args *a, bool create, cml_blob_store **out, cml_diag *diag) {
+    static bool curl_ready;
+    cml_blob_store_options o;
+    *out = NULL;
+    cml_blob_store_options_init(&o);
+    o.connection_string = blob_connection(a);
+    if (o.connection_string == NULL)
+        return cml_diag_set(diag, CML_ERR_CONFIG,
+                            "no connection string: set AZURE_STORAGE_CONNECTION_STRING or use "
+                            "--connection-string");
+    o.container = a->container ? a->container : env_or_null("AZURE_STORAGE_CONTAINER");
+    o.ensemble_pointer = env_or_null("ENSEMBLE_LATEST_BLOB");
+    o.classic_pointer = env_or_null("CLASSIC_LATEST_BLOB");
+    o.create_container = create;
+    o.client.ca_path = env_or_null("AZURE_CA_PATH");
+    o.client.log = blob_log_stderr;
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+            return cml_diag_set(diag, CML_ERR_INTERNAL, "curl_global_init failed");
+        curl_ready = true;
+        atexit(curl_global_cleanup);
+    }
+    return cml_blob_store_open(&o, out, diag);
+}
+
+/* Exit status of a blob command's failure: a configuration error is a usage error. */
+static int blob_fail(const char *what, cml_err err, const cml_diag *diag) {
+    fail(what, err, diag);
+    return err == CML_ERR_CONFIG ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+/* train --upload: the saved version and its data go to the blob store; the pointer moves. */
+static cml_err train_upload(const cli_args *a, const char *path, const char *data, size_t rows,
+                            cml_blob_publish_result *r, cml_diag *diag) {
+    cml_blob_store *bs = NULL;
+    cml_err err = blob_open(a, true, &bs, diag);
+    if (err == CML_OK)
+        err = cml_blob_store_publish(bs, path, NULL, r, diag);
+    if (err == CML_OK)
+        err = cml_blob_store_put_training_data(bs, data, rows, NULL, diag);
+    if (err == CML_OK)
+        err = cml_blob_store_follow_latest(bs, r->type, diag);
+    if (err != CML_OK) {
+        cml_diag why = *diag;
+        cml_diag_set(diag, err, "%s is saved, but the upload failed: %s", path, why.msg);
+    }
+    cml_blob_store_free(bs);
+    return err;
+}
+
 static int cmd_train(int argc, char **argv) {
     cli_args a;
     cml_diag diag = {{0}};
     cml_dataset *ds = NULL;
     cml_model *m = NULL;
     cml_train_report report = {0};
+    cml_blob_publish_result up = {0};
     cml_train_options o;
     cml_model_type type;
     int rc = parse_args(argc, argv, &a);
@@ -224,6 +328,13 @@ static int cmd_train(int argc, char **argv) {
     }
     if (a.first_operand < argc) {
         fprintf(stderr, "%s train: unexpected argument '%s'\n", program, argv[a.first_operand]);
+        return EXIT_USAGE;
+    }
+    if (a.upload && blob_connection(&a) == NULL) {
+        fprintf(stderr,
+                "%s train: --upload needs AZURE_STORAGE_CONNECTION_STRING or "
+                "--connection-string\n",
+                program);
         return EXIT_USAGE;
     }
     const char *data = a.data ? a.data : default_data();
@@ -268,6 +379,8 @@ static int cmd_train(int argc, char **argv) {
         cml_local_store_path(out, cml_model_type_name(type), m->version, path, sizeof path);
         err = cml_local_store_save(out, m, a.job == NULL, &diag);
     }
+    if (err == CML_OK && a.upload)
+        err = train_upload(&a, path, data, ds->n, &up, &diag);
     if (err == CML_OK && a.job != NULL) {
         cml_state_job_progress(jp.state, a.job, 99.0, "publishing", (int64_t)getpid());
         err = cml_catalog_publish(jp.state, out, m, a.job, (size_t)a.retain, &diag);
@@ -290,6 +403,8 @@ static int cmd_train(int argc, char **argv) {
         json_object_object_add(j, "sha256", json_object_new_string(m->file_sha256));
         json_object_object_add(j, "size_bytes", json_object_new_int64((int64_t)m->file_bytes));
         json_object_object_add(j, "metrics", json_tokener_parse(m->metrics_json));
+        if (a.upload)
+            json_object_object_add(j, "uploaded", json_object_new_boolean(up.pointer_moved));
         puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
         json_object_put(j);
     } else {
@@ -297,6 +412,10 @@ static int cmd_train(int argc, char **argv) {
                m->version, (size_t)m->n_train, m->n_test, m->training_time_s);
         print_report(&report, m);
         printf("wrote %s (%zu bytes, sha256 %s)\n", path, m->file_bytes, m->file_sha256);
+        if (a.upload)
+            printf("uploaded %s/%s.model and the training data: the latest %s model of the blob "
+                   "store\n",
+                   cml_model_type_name(type), m->version, cml_model_type_name(type));
     }
     rc = EXIT_SUCCESS;
 done:
@@ -493,6 +612,187 @@ static int cmd_info(int argc, char **argv) {
     return rc;
 }
 
+static int cmd_upload(int argc, char **argv) {
+    cli_args a;
+    cml_diag diag = {{0}};
+    cml_blob_store *bs = NULL;
+    cml_blob_publish_result r = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc;
+    if (a.first_operand != argc - 1) {
+        fprintf(stderr, "%s upload: needs exactly one model FILE\n", program);
+        return EXIT_USAGE;
+    }
+    const char *path = argv[a.first_operand];
+    cml_err err = blob_open(&a, true, &bs, &diag);
+    if (err != CML_OK)
+        return blob_fail("cannot open the blob store", err, &diag);
+    if (a.latest)
+        err = cml_blob_store_publish(bs, path, NULL, &r, &diag);
+    else
+        err = cml_blob_store_upload_version(bs, path, &r, &diag);
+    if (err == CML_OK && a.latest)
+        err = cml_blob_store_follow_latest(bs, r.type, &diag);
+    if (err != CML_OK) {
+        rc = fail(path, err, &diag);
+        goto done;
+    }
+    char name[128];
+    cml_blob_store_version_name(r.type, r.version, name, sizeof name);
+    if (a.json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "container",
+                               json_object_new_string(cml_blob_store_container(bs)));
+        json_object_object_add(j, "blob", json_object_new_string(name));
+        json_object_object_add(j, "model_type",
+                               json_object_new_string(cml_model_type_name(r.type)));
+        json_object_object_add(j, "version", json_object_new_string(r.version));
+        json_object_object_add(j, "sha256", json_object_new_string(r.sha256));
+        json_object_object_add(j, "size_bytes", json_object_new_int64((int64_t)r.bytes));
+        json_object_object_add(j, "existed", json_object_new_boolean(r.version_existed));
+        json_object_object_add(j, "latest", json_object_new_boolean(r.pointer_moved));
+        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+        json_object_put(j);
+    } else {
+        printf("%s %s/%s (%llu bytes, sha256 %s)\n",
+               r.version_existed ? "already stored:" : "uploaded", cml_blob_store_container(bs),
+               name, (unsigned long long)r.bytes, r.sha256);
+        if (r.pointer_moved)
+            printf("%s names %s\n", cml_blob_store_pointer(bs, r.type), r.version);
+    }
+    rc = EXIT_SUCCESS;
+done:
+    cml_blob_store_free(bs);
+    return rc;
+}
+
+static int cmd_download(int argc, char **argv) {
+    cli_args a;
+    cml_diag diag = {{0}};
+    cml_blob_store *bs = NULL;
+    cml_blob_sync_result r = {0};
+    cml_model_type type;
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc;
+    int nops = argc - a.first_operand;
+    if (nops < 1 || nops > 2 || cml_model_type_parse(argv[a.first_operand], &type) != CML_OK) {
+        fprintf(stderr, "%s download: needs TYPE (classic or ensemble) and an optional VERSION\n",
+                program);
+        return EXIT_USAGE;
+    }
+    const char *version = nops == 2 ? argv[a.first_operand + 1] : NULL;
+    if (version != NULL && !cml_version_valid(version)) {
+        fprintf(stderr, "%s download: '%s' is not a valid version\n", program, version);
+        return EXIT_USAGE;
+    }
+    const char *out = a.out ? a.out : ".";
+    cml_err err = blob_open(&a, false, &bs, &diag);
+    if (err != CML_OK)
+        return blob_fail("cannot open the blob store", err, &diag);
+    if (version != NULL)
+        err = cml_blob_store_fetch_version(bs, type, version, out, false, &r, &diag);
+    else
+        err = cml_blob_store_ensure_local(bs, type, out, NULL, &r, &diag);
+    if (err != CML_OK) {
+        rc = fail("download failed", err, &diag);
+        goto done;
+    }
+    if (r.status == CML_BLOB_SYNC_NO_MODEL) {
+        fprintf(stderr, "%s: the blob store has no %s model (no %s/%s)\n", program,
+                cml_model_type_name(type), cml_blob_store_container(bs),
+                cml_blob_store_pointer(bs, type));
+        rc = EXIT_FAILURE;
+        goto done;
+    }
+    if (a.json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "model_type", json_object_new_string(cml_model_type_name(type)));
+        json_object_object_add(j, "version", json_object_new_string(r.version));
+        json_object_object_add(j, "path", json_object_new_string(r.path));
+        json_object_object_add(j, "sha256", json_object_new_string(r.sha256));
+        json_object_object_add(j, "size_bytes", json_object_new_int64((int64_t)r.bytes));
+        json_object_object_add(j, "status",
+                               json_object_new_string(cml_blob_sync_status_name(r.status)));
+        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+        json_object_put(j);
+    } else {
+        printf("%s %s (%llu bytes, sha256 %s)\n",
+               r.status == CML_BLOB_SYNC_DOWNLOADED ? "downloaded" : "already present:", r.path,
+               (unsigned long long)r.bytes, r.sha256);
+    }
+    rc = EXIT_SUCCESS;
+done:
+    cml_blob_sync_result_release(&r);
+    cml_blob_store_free(bs);
+    return rc;
+}
+
+static int cmd_list(int argc, char **argv) {
+    cli_args a;
+    cml_diag diag = {{0}};
+    cml_blob_store *bs = NULL;
+    cml_model_type only = 0;
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc;
+    int nops = argc - a.first_operand;
+    if (nops > 1 || (nops == 1 && cml_model_type_parse(argv[a.first_operand], &only) != CML_OK)) {
+        fprintf(stderr, "%s list: takes at most one TYPE (classic or ensemble)\n", program);
+        return EXIT_USAGE;
+    }
+    cml_err err = blob_open(&a, false, &bs, &diag);
+    if (err != CML_OK)
+        return blob_fail("cannot open the blob store", err, &diag);
+    const cml_model_type types[2] = {CML_MODEL_CLASSIC, CML_MODEL_ENSEMBLE};
+    json_object *j = json_object_new_object(), *models = json_object_new_array(),
+                *latest = json_object_new_object();
+    size_t total = 0;
+    rc = EXIT_SUCCESS;
+    for (size_t t = 0; t < 2 && rc == EXIT_SUCCESS; t++) {
+        if (only != 0 && types[t] != only)
+            continue;
+        cml_blob_version *v = NULL;
+        size_t n = 0;
+        char cur[CML_VERSION_MAX];
+        const char *tn = cml_model_type_name(types[t]);
+        err = cml_blob_store_list_versions(bs, types[t], true, &v, &n, cur, &diag);
+        if (err != CML_OK) {
+            rc = fail(err == CML_ERR_NOT_FOUND ? "no such container" : "cannot list the blob store",
+                      err, &diag);
+            break;
+        }
+        json_object_object_add(latest, tn, cur[0] ? json_object_new_string(cur) : NULL);
+        for (size_t i = 0; i < n; i++) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "model_type", json_object_new_string(tn));
+            json_object_object_add(o, "version", json_object_new_string(v[i].version));
+            json_object_object_add(o, "size_bytes", json_object_new_int64((int64_t)v[i].bytes));
+            json_object_object_add(o, "sha256", json_object_new_string(v[i].sha256));
+            json_object_object_add(o, "last_modified", json_object_new_string(v[i].last_modified));
+            json_object_object_add(o, "latest", json_object_new_boolean(v[i].latest));
+            json_object_array_add(models, o);
+            if (!a.json)
+                printf("%-8s %-20s %10llu  %s%s\n", tn, v[i].version,
+                       (unsigned long long)v[i].bytes, v[i].sha256[0] ? v[i].sha256 : "-",
+                       v[i].latest ? "  latest" : "");
+        }
+        total += n;
+        cml_free(v);
+    }
+    json_object_object_add(j, "container", json_object_new_string(cml_blob_store_container(bs)));
+    json_object_object_add(j, "latest", latest);
+    json_object_object_add(j, "models", models);
+    if (rc == EXIT_SUCCESS && a.json)
+        puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+    else if (rc == EXIT_SUCCESS && total == 0)
+        fprintf(stderr, "%s: no models in container %s\n", program, cml_blob_store_container(bs));
+    json_object_put(j);
+    cml_blob_store_free(bs);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -515,6 +815,12 @@ int main(int argc, char **argv) {
         return cmd_classify(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "upload"))
+        return cmd_upload(argc - 1, argv + 1);
+    if (!strcmp(cmd, "download"))
+        return cmd_download(argc - 1, argv + 1);
+    if (!strcmp(cmd, "list"))
+        return cmd_list(argc - 1, argv + 1);
     if (!strcmp(cmd, "feedback"))
         return cli_feedback(argc - 1, argv + 1);
     fprintf(stderr, "%s: unknown command '%s'\n", program, cmd);

@@ -48,15 +48,19 @@ END_TEST
 
 START_TEST(test_deterministic) {
     cml_model *a = train_classic(0, NULL), *b = train_classic(0, NULL);
-    uint8_t *ba, *bb;
-    size_t la, lb;
-    /* Same data and seed: same members and features (the version stamp may differ). */
+    static const char *texts[] = {"What do you think will happen?", "is it red", "huh?",
+                                  "tell me about your tower", "which one is bigger and why"};
+    cml_feature_scratch *s = cml_feature_scratch_new();
+    /* Same data and seed: same features and the same probabilities, bit for bit. */
     ck_assert_str_eq(a->data_sha256, b->data_sha256);
-    ck_assert_int_eq(cml_model_serialize(a, &ba, &la), CML_OK);
-    ck_assert_int_eq(cml_model_serialize(b, &bb, &lb), CML_OK);
-    ck_assert_uint_eq(la, lb);
-    cml_free(ba);
-    cml_free(bb);
+    ck_assert_uint_eq(cml_featurizer_n_cols(a->features), cml_featurizer_n_cols(b->features));
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        cml_prediction pa, pb;
+        ck_assert_int_eq(cml_model_predict(a, s, texts[i], strlen(texts[i]), &pa), CML_OK);
+        ck_assert_int_eq(cml_model_predict(b, s, texts[i], strlen(texts[i]), &pb), CML_OK);
+        ck_assert_mem_eq(pa.probs, pb.probs, a->n_labels * sizeof(double));
+    }
+    cml_feature_scratch_free(s);
     cml_model_release(a);
     cml_model_release(b);
 }
