@@ -46,6 +46,8 @@ static const char *const schema =
     "  id INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT, model_type TEXT NOT NULL,"
     "  version TEXT NOT NULL, timestamp INTEGER NOT NULL, metrics TEXT, training_time REAL,"
     "  n_train INTEGER, n_test INTEGER);"
+    "CREATE TABLE IF NOT EXISTS status ("
+    "  key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS evaluations ("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT, model_type TEXT, version TEXT,"
     "  timestamp INTEGER NOT NULL, n INTEGER, metrics TEXT);";
@@ -159,7 +161,8 @@ cml_err cml_state_get_selection(cml_state *st, cml_selection *out) {
 }
 
 /* Writes the selection and a new generation inside one transaction; publishes the counter. */
-static cml_err write_selection(cml_state *st, cml_selection *sel, bool only_if_absent) {
+static cml_err write_selection(cml_state *st, cml_selection *sel, bool only_if_absent,
+                               bool keep_time) {
     cml_err err = CML_OK;
     sqlite3_stmt *s = NULL;
     if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -183,7 +186,8 @@ static cml_err write_selection(cml_state *st, cml_selection *sel, bool only_if_a
         err = CML_ERR_IO;
         goto rollback;
     }
-    sel->updated_at = (int64_t)time(NULL);
+    if (!keep_time || sel->updated_at <= 0)
+        sel->updated_at = (int64_t)time(NULL);
     sel->generation = gen;
     sqlite3_bind_text(s, 1, sel->active_type, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, sel->classic_version, -1, SQLITE_STATIC);
@@ -212,7 +216,14 @@ rollback:
 
 cml_err cml_state_set_selection(cml_state *st, cml_selection *sel) {
     pthread_mutex_lock(&st->lock);
-    cml_err err = write_selection(st, sel, false);
+    cml_err err = write_selection(st, sel, false, false);
+    pthread_mutex_unlock(&st->lock);
+    return err;
+}
+
+cml_err cml_state_adopt_selection(cml_state *st, cml_selection *sel) {
+    pthread_mutex_lock(&st->lock);
+    cml_err err = write_selection(st, sel, false, true);
     pthread_mutex_unlock(&st->lock);
     return err;
 }
@@ -221,7 +232,7 @@ cml_err cml_state_init_selection(cml_state *st, const char *active_type, cml_sel
     memset(out, 0, sizeof(*out));
     snprintf(out->active_type, sizeof out->active_type, "%s", active_type);
     pthread_mutex_lock(&st->lock);
-    cml_err err = write_selection(st, out, true);
+    cml_err err = write_selection(st, out, true, false);
     pthread_mutex_unlock(&st->lock);
     return err;
 }
@@ -231,7 +242,7 @@ cml_err cml_state_touch(cml_state *st) {
     pthread_mutex_lock(&st->lock);
     cml_err err = read_selection(st, &sel);
     if (err == CML_OK)
-        err = write_selection(st, &sel, false);
+        err = write_selection(st, &sel, false, false);
     pthread_mutex_unlock(&st->lock);
     return err;
 }
@@ -685,6 +696,48 @@ cml_err cml_state_add_evaluation(cml_state *st, const char *model_type, const ch
         bind_opt_text(s, 5, metrics_json);
         if (sqlite3_step(s) == SQLITE_DONE)
             err = CML_OK;
+    }
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return err;
+}
+
+/* --- status values ---------------------------------------------------------- */
+
+cml_err cml_state_set_status(cml_state *st, const char *key, const char *value) {
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *s = prep(st, "INSERT INTO status (key, value, updated_at) VALUES (?, ?, ?)"
+                               " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
+                               " updated_at = excluded.updated_at");
+    cml_err err = CML_ERR_IO;
+    if (s) {
+        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, (int64_t)time(NULL));
+        if (sqlite3_step(s) == SQLITE_DONE)
+            err = CML_OK;
+    }
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return err;
+}
+
+cml_err cml_state_get_status(cml_state *st, const char *key, char *value, size_t cap,
+                             int64_t *updated_at) {
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *s = prep(st, "SELECT value, updated_at FROM status WHERE key = ?");
+    cml_err err = CML_ERR_IO;
+    if (s) {
+        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            copy_col(value, cap, s, 0);
+            if (updated_at)
+                *updated_at = sqlite3_column_int64(s, 1);
+            err = CML_OK;
+        } else if (rc == SQLITE_DONE) {
+            err = CML_ERR_NOT_FOUND;
+        }
     }
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);

@@ -39,6 +39,8 @@ typedef struct cml_selection {
 cml_err cml_state_get_selection(cml_state *st, cml_selection *out);
 /* Stores sel and bumps the generation (sel->generation is set on return). */
 cml_err cml_state_set_selection(cml_state *st, cml_selection *sel);
+/* Stores sel as another instance made it, keeping its updated_at; bumps the generation. */
+cml_err cml_state_adopt_selection(cml_state *st, cml_selection *sel);
 /* Sets the selection only when none exists yet (first start); returns the stored one. */
 cml_err cml_state_init_selection(cml_state *st, const char *active_type, cml_selection *out);
 /* Bumps the generation without changing the selection (a new latest version appeared). */
@@ -120,5 +122,11 @@ void cml_history_free(cml_history_entry *e, size_t n);
 
 cml_err cml_state_add_evaluation(cml_state *st, const char *model_type, const char *version,
                                  int64_t n, const char *metrics_json);
+
+/* Small status values shared by the workers (e.g. the blob store's reachability). */
+cml_err cml_state_set_status(cml_state *st, const char *key, const char *value);
+/* CML_ERR_NOT_FOUND when never set; updated_at (may be NULL) gets when it was set. */
+cml_err cml_state_get_status(cml_state *st, const char *key, char *value, size_t cap,
+                             int64_t *updated_at);
 
 #endif

@@ -10,6 +10,7 @@
 #include "router.h"
 #include "service_log.h"
 #include "service_metrics.h"
+#include "storage_sync.h"
 
 static json_object *model_info(const cml_model *m) {
     char ts[32];
@@ -53,6 +54,17 @@ handler_result handle_select(service *svc, http_req *r, const char *param) {
     struct stat st;
     if (version != NULL) {
         cml_local_store_path(svc->cfg.model_cache_dir, type_name, version, path, sizeof path);
+        /* A version only the blob store holds is brought into the cache first. */
+        if (cml_version_valid(version) && stat(path, &st) != 0) {
+            cml_diag fd = {{0}};
+            cml_err ferr = storage_fetch_version(svc, type, version, &fd);
+            if (ferr != CML_OK && ferr != CML_ERR_NOT_FOUND) {
+                http_send_error(r, 503, "storage_unreachable",
+                                "That version is not cached here and blob storage did not provide it.",
+                                "Retry-After: 30");
+                goto done;
+            }
+        }
         if (!cml_version_valid(version) || stat(path, &st) != 0) {
             http_send_error(r, 404, "unknown_version", "No model of that type has that version.",
                             NULL);
@@ -94,6 +106,7 @@ handler_result handle_select(service *svc, http_req *r, const char *param) {
         goto done;
     }
     service_apply_selection(svc, NULL);
+    storage_push_selection(svc); /* the other instances follow within the sync interval */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     cml_model *m = cml_registry_acquire(svc->registry, type);
     if (m == NULL) {

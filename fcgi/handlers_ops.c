@@ -9,6 +9,7 @@
 #include "cml_alloc.h"
 #include "router.h"
 #include "service_metrics.h"
+#include "storage_sync.h"
 
 static json_object *slot_json(service *svc, cml_model_type t, bool *loaded) {
     char ts[32];
@@ -36,7 +37,10 @@ handler_result handle_health(service *svc, http_req *r, const char *param) {
     json_object_object_add(models, "ensemble", slot_json(svc, CML_MODEL_ENSEMBLE, &e_loaded));
     json_object_object_add(models, "classic", slot_json(svc, CML_MODEL_CLASSIC, &c_loaded));
     bool active_ok = active == CML_MODEL_ENSEMBLE ? e_loaded : c_loaded;
-    bool reachable = atomic_load(&svc->storage_reachable);
+    bool reachable;
+    int64_t last;
+    char storage_error[256];
+    storage_status(svc, &reachable, &last, storage_error, sizeof storage_error);
     bool missing = (service_type_available(CML_MODEL_ENSEMBLE) && !e_loaded) || !c_loaded;
     const char *status = !active_ok                ? "unhealthy"
                          : (!reachable || missing) ? "degraded"
@@ -55,12 +59,11 @@ handler_result handle_health(service *svc, http_req *r, const char *param) {
     json_object_object_add(storage, "backend",
                            json_object_new_string(svc->cfg.use_azure_storage ? "azure" : "local"));
     json_object_object_add(storage, "reachable", json_object_new_boolean(reachable));
-    int64_t last = atomic_load(&svc->storage_last_sync);
     json_object_object_add(storage, "last_sync",
                            last ? json_object_new_string(handler_iso_time(last, ts, sizeof ts))
                                 : NULL);
-    if (!reachable && svc->storage_error[0])
-        json_object_object_add(storage, "error", json_object_new_string(svc->storage_error));
+    if (!reachable && storage_error[0])
+        json_object_object_add(storage, "error", json_object_new_string(storage_error));
     json_object_object_add(o, "storage", storage);
     json_object_object_add(tr, "is_training", json_object_new_boolean(training));
     json_object_object_add(o, "training", tr);
@@ -71,6 +74,8 @@ handler_result handle_health(service *svc, http_req *r, const char *param) {
                                json_object_new_string("the active model is not loaded"));
     else if (missing)
         json_object_object_add(o, "reason", json_object_new_string("a model is not loaded"));
+    else if (!reachable)
+        json_object_object_add(o, "reason", json_object_new_string("blob storage is unreachable"));
     http_send_json(r, active_ok ? 200 : 503, o);
     return HANDLER_DONE;
 }

@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "model_file.h"
 #include "router.h"
+#include "storage_sync.h"
 #include "trainer.h"
 #include "training_jobs.h"
 
@@ -92,10 +93,25 @@ static void new_task_id(char out[40]) {
         snprintf(out + n + 2 * i, 3, "%02x", raw[i]);
 }
 
+/* An optional boolean field (absent or null leaves *out); answers 400 when of another type. */
+static bool bool_field(http_req *r, json_object *body, const char *key, bool *out) {
+    json_object *v;
+    if (!json_object_object_get_ex(body, key, &v) || json_object_is_type(v, json_type_null))
+        return true;
+    if (!json_object_is_type(v, json_type_boolean)) {
+        char detail[128];
+        snprintf(detail, sizeof detail, "Field '%s' must be true or false.", key);
+        http_send_error(r, 400, "wrong_type", detail, NULL);
+        return false;
+    }
+    *out = json_object_get_boolean(v);
+    return true;
+}
+
 handler_result handle_retrain(service *svc, http_req *r, const char *param) {
     (void)param;
     bool bad = false, use_azure = false, include_feedback = false;
-    json_object *body = NULL, *v, *hp = NULL;
+    json_object *body = NULL, *hp = NULL;
     const char *csv = NULL;
     size_t csv_len = 0;
     char type_name[16] = "";
@@ -124,10 +140,9 @@ handler_result handle_retrain(service *svc, http_req *r, const char *param) {
             goto done;
         snprintf(type_name, sizeof type_name, "%s", t ? t : "");
         csv_len = csv ? strlen(csv) : 0;
-        if (json_object_object_get_ex(body, "use_azure", &v))
-            use_azure = json_object_get_boolean(v);
-        if (json_object_object_get_ex(body, "include_feedback", &v))
-            include_feedback = json_object_get_boolean(v);
+        if (!bool_field(r, body, "use_azure", &use_azure) ||
+            !bool_field(r, body, "include_feedback", &include_feedback))
+            goto done;
         if (json_object_object_get_ex(body, "hyperparameters", &hp) &&
             !json_object_is_type(hp, json_type_null) &&
             !json_object_is_type(hp, json_type_object)) {
@@ -160,6 +175,22 @@ handler_result handle_retrain(service *svc, http_req *r, const char *param) {
         http_send_error(r, 400, "storage_disabled",
                         "use_azure needs blob storage, which this instance does not use.", NULL);
         goto done;
+    } else if (use_azure) {
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s/training_data.%ld.csv", svc->cfg.state_dir, (long)getpid());
+        err = storage_fetch_training_data(svc, tmp, &d);
+        if (err == CML_OK)
+            err = cml_csv_read_file(tmp, NULL, &ds, &d);
+        unlink(tmp);
+        if (err == CML_ERR_NOT_FOUND || err == CML_ERR_STORAGE) {
+            http_send_error(r, err == CML_ERR_NOT_FOUND ? 400 : 503,
+                            err == CML_ERR_NOT_FOUND ? "no_training_data" : "storage_unreachable",
+                            err == CML_ERR_NOT_FOUND
+                                ? "Blob storage holds no training_data.csv; send data instead."
+                                : "Blob storage cannot be reached; try again or send data.",
+                            err == CML_ERR_NOT_FOUND ? NULL : "Retry-After: 30");
+            goto done;
+        }
     } else {
         err = cml_csv_read_file(svc->cfg.training_data, NULL, &ds, &d);
     }

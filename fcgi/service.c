@@ -20,6 +20,7 @@
 #include "model_file.h"
 #include "service_log.h"
 #include "service_metrics.h"
+#include "storage_sync.h"
 #include "trainer.h"
 
 static const cml_model_type all_types[] = {CML_MODEL_ENSEMBLE, CML_MODEL_CLASSIC};
@@ -210,7 +211,6 @@ cml_err service_start(service *svc, cml_diag *diag) {
     cml_err err;
     pthread_mutex_init(&svc->sync_lock, NULL);
     svc->started_at = (int64_t)time(NULL);
-    atomic_store(&svc->storage_reachable, true);
     parse_cors(svc);
     if (svc->cfg.api_key[0]) {
         unsigned int len = 0;
@@ -233,19 +233,25 @@ cml_err service_start(service *svc, cml_diag *diag) {
             "model_type: this build cannot serve '%s' (built without XGBoost or FANN)",
             svc->cfg.model_type);
     cml_state_jobs_reap(svc->state, process_alive);
+    if ((err = storage_open(svc, diag)) != CML_OK)
+        return err;
+    storage_pull_models(svc); /* what the blob store has, the cache gets first */
     if ((err = ensure_models(svc, diag)) != CML_OK)
         return err;
     reconcile_store(svc);
     cml_selection sel;
     if ((err = cml_state_init_selection(svc->state, svc->cfg.model_type, &sel)) != CML_OK)
         return cml_diag_set(diag, err, "cannot initialise the model selection");
+    storage_publish_and_adopt(svc); /* models trained here; the fleet's selection */
     cml_diag d = {{0}};
     if (service_apply_selection(svc, &d) != CML_OK)
         cml_log(CML_LOG_ERROR, "start_degraded", "reason", d.msg, NULL);
+    storage_start_thread(svc);
     return CML_OK;
 }
 
 void service_stop(service *svc) {
+    storage_stop_thread(svc);
     cml_registry_free(svc->registry);
     cml_state_close(svc->state);
     cml_metrics_close();

@@ -29,10 +29,6 @@ typedef struct service {
     bool have_api_key;
     char cors[1024]; /* ",origin1,origin2," for matching, or "" */
     bool cors_any;
-    /* Storage status for /api/health (the blob store fills these when enabled). */
-    _Atomic bool storage_reachable;
-    _Atomic int64_t storage_last_sync;
-    char storage_error[256];
 } service;
 
 /* Loads models (training the defaults when none exists) and applies the stored selection. */

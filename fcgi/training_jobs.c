@@ -107,6 +107,8 @@ cml_err training_job_spawn(service *svc, const char *task_id, const char *model_
     argv[argc++] = svc->cfg.state_dir;
     argv[argc++] = "--retain";
     argv[argc++] = retain;
+    if (svc->cfg.use_azure_storage)
+        argv[argc++] = "--upload"; /* the connection string is in the environment */
     for (size_t i = 0; i < n_params && argc + 3 < 64; i++) {
         argv[argc++] = "--param";
         argv[argc++] = params[i];

@@ -1,0 +1,450 @@
+#include "config.h"
+
+#include "storage_sync.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blob_store.h"
+#include "cml_alloc.h"
+#include "local_store.h"
+#include "model_catalog.h"
+#include "model_file.h"
+#include "service_log.h"
+#include "service_metrics.h"
+
+typedef struct storage {
+    pthread_mutex_t lock;  /* one sync at a time in this process */
+    cml_blob_store *store; /* NULL until the store could be opened */
+    char pointer_etag[3][CML_BLOB_ETAG_MAX];
+    char active_etag[CML_BLOB_ETAG_MAX];
+    bool store_had_model[3];
+    int lock_fd; /* the instance-wide sync lock, held by the leading worker */
+    bool leader;
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool stop;
+    bool listed; /* the blob versions were recorded in the catalog once */
+} storage;
+
+static storage S = {.lock = PTHREAD_MUTEX_INITIALIZER, .lock_fd = -1};
+
+static const cml_model_type types[] = {CML_MODEL_ENSEMBLE, CML_MODEL_CLASSIC};
+
+static void blob_log(void *ctx, const char *line) {
+    (void)ctx;
+    cml_log(CML_LOG_INFO, "blob_storage", "detail", line, NULL);
+}
+
+/* Brings the client's failure and retry counts into the instance's metrics. */
+static void export_stats(void) {
+    static uint64_t seen_failures, seen_retries, seen_requests;
+    if (S.store == NULL)
+        return;
+    cml_blob_stats_snapshot snap;
+    cml_blob_stats_read(cml_blob_store_stats(S.store), &snap);
+    uint64_t failures = 0;
+    for (int k = 0; k < CML_BLOB_FAIL__COUNT; k++)
+        if (k != CML_BLOB_FAIL_NOT_FOUND && k != CML_BLOB_FAIL_CONFLICT)
+            failures += snap.failures[k];
+    cml_metrics_inc(CML_M_BLOB_FAILURES, failures - seen_failures);
+    cml_metrics_inc(CML_M_BLOB_RETRIES, snap.retries - seen_retries);
+    cml_metrics_inc(CML_M_BLOB_OPERATIONS, snap.requests - seen_requests);
+    seen_failures = failures;
+    seen_retries = snap.retries;
+    seen_requests = snap.requests;
+}
+
+/* Records the outcome of a round with storage for every worker's /api/health. */
+static void set_reachable(service *svc, bool ok, const char *reason) {
+    char now[24];
+    cml_state_set_status(svc->state, "storage_reachable", ok ? "1" : "0");
+    if (ok) {
+        snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+        cml_state_set_status(svc->state, "storage_last_sync", now);
+        cml_state_set_status(svc->state, "storage_error", "");
+    } else {
+        cml_state_set_status(svc->state, "storage_error", reason ? reason : "unreachable");
+        cml_log(CML_LOG_WARN, "storage_unreachable", "reason", reason ? reason : "", NULL);
+    }
+}
+
+void storage_status(service *svc, bool *reachable, int64_t *last_sync, char *reason, size_t cap) {
+    char v[32];
+    *reachable = true;
+    *last_sync = 0;
+    reason[0] = '\0';
+    if (!svc->cfg.use_azure_storage)
+        return;
+    if (cml_state_get_status(svc->state, "storage_reachable", v, sizeof v, NULL) == CML_OK)
+        *reachable = strcmp(v, "1") == 0;
+    if (cml_state_get_status(svc->state, "storage_last_sync", v, sizeof v, NULL) == CML_OK)
+        *last_sync = strtoll(v, NULL, 10);
+    if (!*reachable)
+        cml_state_get_status(svc->state, "storage_error", reason, cap, NULL);
+}
+
+/* Opens the store if it is not open yet; CML_ERR_CONFIG for a connection string that cannot work.
+ */
+static cml_err open_store(service *svc, cml_diag *diag) {
+    if (S.store != NULL)
+        return CML_OK;
+    cml_blob_store_options o;
+    cml_blob_store_options_init(&o);
+    o.connection_string = svc->cfg.azure_connection_string;
+    o.container = svc->cfg.azure_container;
+    o.ensemble_pointer = svc->cfg.ensemble_latest_blob;
+    o.classic_pointer = svc->cfg.classic_latest_blob;
+    if (svc->cfg.azure_ca_path[0])
+        o.client.ca_path = svc->cfg.azure_ca_path;
+    o.client.log = blob_log;
+    return cml_blob_store_open(&o, &S.store, diag);
+}
+
+/* Opens the store if needed; false when storage cannot be reached. */
+static bool ensure_open(service *svc, cml_diag *diag) { return open_store(svc, diag) == CML_OK; }
+
+cml_err storage_open(service *svc, cml_diag *diag) {
+    if (!svc->cfg.use_azure_storage)
+        return CML_OK;
+    /* The training job (a separate program) finds the store in its environment. */
+    if (getenv("AZURE_STORAGE_CONNECTION_STRING") == NULL && svc->cfg.azure_connection_string[0])
+        setenv("AZURE_STORAGE_CONNECTION_STRING", svc->cfg.azure_connection_string, 1);
+    setenv("AZURE_STORAGE_CONTAINER", svc->cfg.azure_container, 1);
+    setenv("ENSEMBLE_LATEST_BLOB", svc->cfg.ensemble_latest_blob, 1);
+    setenv("CLASSIC_LATEST_BLOB", svc->cfg.classic_latest_blob, 1);
+    cml_diag d = {{0}};
+    cml_err err = open_store(svc, &d);
+    /* A connection string that cannot work stops start-up; an unreachable store does not. */
+    if (err == CML_ERR_CONFIG || err == CML_ERR_INVALID)
+        return cml_diag_set(diag, CML_ERR_CONFIG, "azure_storage_connection_string: %s", d.msg);
+    if (err != CML_OK)
+        set_reachable(svc, false, d.msg);
+    return CML_OK;
+}
+
+/* Registers a model that came from the store in the catalog and the history. */
+static void record_download(service *svc, const cml_blob_sync_result *res) {
+    cml_catalog_record(svc->state, res->model, true, true);
+    cml_history_entry *h = NULL;
+    size_t n = 0;
+    bool known = false;
+    const char *name = cml_model_type_name(res->type);
+    if (cml_state_list_history(svc->state, name, 0, &h, &n) == CML_OK)
+        for (size_t i = 0; i < n && !known; i++)
+            known = strcmp(h[i].version, res->version) == 0;
+    cml_history_free(h, n);
+    if (!known)
+        cml_catalog_add_history(svc->state, res->model, NULL);
+    cml_log(CML_LOG_INFO, "model_downloaded", "model", name, "version", res->version, NULL);
+}
+
+/* One type: bring the store's latest into the cache. True when storage answered. */
+static bool pull_type(service *svc, cml_model_type t, bool *changed, cml_diag *diag) {
+    cml_blob_sync_result res;
+    memset(&res, 0, sizeof res);
+    cml_err err =
+        cml_blob_store_ensure_local(S.store, t, svc->cfg.model_cache_dir,
+                                    S.pointer_etag[t][0] ? S.pointer_etag[t] : NULL, &res, diag);
+    bool answered = err == CML_OK || err == CML_ERR_CHECKSUM || err == CML_ERR_FORMAT ||
+                    err == CML_ERR_INVALID || err == CML_ERR_VERSION;
+    if (err == CML_OK) {
+        snprintf(S.pointer_etag[t], sizeof S.pointer_etag[t], "%s", res.etag);
+        S.store_had_model[t] = res.status != CML_BLOB_SYNC_NO_MODEL;
+        if (res.status == CML_BLOB_SYNC_DOWNLOADED) {
+            record_download(svc, &res);
+            *changed = true;
+        } else if (res.status == CML_BLOB_SYNC_PRESENT) {
+            *changed = true; /* the local latest pointer may have moved */
+        }
+    } else if (answered) {
+        /* A corrupt or foreign blob: refused, the current model keeps serving. */
+        cml_log(CML_LOG_ERROR, "blob_model_refused", "model", cml_model_type_name(t), "reason",
+                diag->msg, NULL);
+        S.store_had_model[t] = true;
+    }
+    cml_blob_sync_result_release(&res);
+    return answered;
+}
+
+void storage_pull_models(service *svc) {
+    if (!svc->cfg.use_azure_storage)
+        return;
+    pthread_mutex_lock(&S.lock);
+    cml_diag d = {{0}};
+    bool ok = ensure_open(svc, &d), changed = false;
+    for (size_t i = 0; ok && i < 2; i++)
+        if (service_type_available(types[i]))
+            ok = pull_type(svc, types[i], &changed, &d);
+    set_reachable(svc, ok, d.msg);
+    pthread_mutex_unlock(&S.lock);
+}
+
+/* Selection edit: write this instance's selection as it is. */
+static bool take_local(void *ctx, cml_selection *sel, bool exists) {
+    (void)exists;
+    *sel = *(const cml_selection *)ctx;
+    return true;
+}
+
+/* Reconciles active.json with the local selection; the newer one wins. Caller holds S.lock. */
+static bool sync_selection(service *svc, bool startup, cml_diag *diag) {
+    cml_selection local, remote;
+    bool not_modified = false;
+    if (cml_state_get_selection(svc->state, &local) != CML_OK)
+        return true;
+    memset(&remote, 0, sizeof remote);
+    cml_err err = cml_blob_store_read_active(S.store, startup ? NULL : S.active_etag, &remote,
+                                             S.active_etag, &not_modified, diag);
+    if (err == CML_ERR_NOT_FOUND ||
+        (err == CML_OK && !not_modified && !startup && local.updated_at > remote.updated_at)) {
+        /* First instance, or a local change not published yet. */
+        err = cml_blob_store_update_active(S.store, take_local, &local, NULL, S.active_etag, diag);
+        return err == CML_OK || err == CML_ERR_CONFLICT;
+    }
+    if (err == CML_ERR_FORMAT) {
+        cml_log(CML_LOG_ERROR, "active_json_refused", "reason", diag->msg, NULL);
+        return true;
+    }
+    if (err != CML_OK)
+        return false;
+    if (not_modified)
+        return true;
+    bool differs = strcmp(local.active_type, remote.active_type) ||
+                   strcmp(local.classic_version, remote.classic_version) ||
+                   strcmp(local.ensemble_version, remote.ensemble_version);
+    if (differs && (startup || remote.updated_at >= local.updated_at)) {
+        /* Pinned versions must be in the cache before the workers look for them. */
+        for (size_t i = 0; i < 2; i++) {
+            const char *pin =
+                types[i] == CML_MODEL_CLASSIC ? remote.classic_version : remote.ensemble_version;
+            if (!pin[0] || !service_type_available(types[i]))
+                continue;
+            cml_blob_sync_result res;
+            memset(&res, 0, sizeof res);
+            if (cml_blob_store_fetch_version(S.store, types[i], pin, svc->cfg.model_cache_dir,
+                                             false, &res, diag) == CML_OK &&
+                res.model)
+                cml_catalog_record(svc->state, res.model, true, true);
+            cml_blob_sync_result_release(&res);
+        }
+        cml_state_adopt_selection(svc->state, &remote);
+        cml_log(CML_LOG_INFO, "selection_adopted", "model", remote.active_type, NULL);
+    }
+    return true;
+}
+
+void storage_publish_and_adopt(service *svc) {
+    if (!svc->cfg.use_azure_storage)
+        return;
+    pthread_mutex_lock(&S.lock);
+    cml_diag d = {{0}};
+    bool ok = ensure_open(svc, &d);
+    for (size_t i = 0; ok && i < 2; i++) {
+        cml_model_type t = types[i];
+        if (!service_type_available(t) || S.store_had_model[t])
+            continue;
+        cml_blob_publish_result res;
+        memset(&res, 0, sizeof res);
+        cml_err err =
+            cml_blob_store_publish_if_absent(S.store, t, svc->cfg.model_cache_dir, NULL, &res, &d);
+        if (err == CML_OK) {
+            snprintf(S.pointer_etag[t], sizeof S.pointer_etag[t], "%s", res.pointer_etag);
+            S.store_had_model[t] = true;
+            cml_log(CML_LOG_INFO, res.adopted ? "model_adopted" : "model_published", "model",
+                    cml_model_type_name(t), "version", res.version, NULL);
+            if (res.adopted) {
+                char path[4096];
+                cml_model *m = NULL;
+                cml_local_store_path(svc->cfg.model_cache_dir, cml_model_type_name(t), res.version,
+                                     path, sizeof path);
+                if (cml_model_load(path, &m, &d) == CML_OK)
+                    cml_catalog_record(svc->state, m, true, true);
+                cml_model_release(m);
+            } else {
+                /* The data the published model was trained on. */
+                cml_blob_store_put_training_data(S.store, svc->cfg.training_data, 0, NULL, &d);
+            }
+        } else if (err != CML_ERR_NOT_FOUND) {
+            ok = false;
+        }
+    }
+    if (ok)
+        ok = sync_selection(svc, true, &d);
+    set_reachable(svc, ok, d.msg);
+    pthread_mutex_unlock(&S.lock);
+}
+
+void storage_push_selection(service *svc) {
+    if (!svc->cfg.use_azure_storage)
+        return;
+    pthread_mutex_lock(&S.lock);
+    cml_diag d = {{0}};
+    cml_selection local;
+    if (ensure_open(svc, &d) && cml_state_get_selection(svc->state, &local) == CML_OK &&
+        cml_blob_store_update_active(S.store, take_local, &local, NULL, S.active_etag, &d) !=
+            CML_OK)
+        cml_log(CML_LOG_WARN, "selection_not_published", "reason", d.msg, NULL);
+    pthread_mutex_unlock(&S.lock);
+}
+
+cml_err storage_fetch_training_data(service *svc, const char *path, cml_diag *diag) {
+    pthread_mutex_lock(&S.lock);
+    cml_err err = ensure_open(svc, diag)
+                      ? cml_blob_store_get_training_data(S.store, path, NULL, NULL, diag)
+                      : CML_ERR_STORAGE;
+    pthread_mutex_unlock(&S.lock);
+    return err;
+}
+
+/* Records the versions the blob store holds, so GET /api/v1/models can list them. */
+static void record_blob_versions(service *svc) {
+    for (size_t i = 0; i < 2; i++) {
+        cml_blob_version *v = NULL;
+        size_t n = 0;
+        cml_diag d = {{0}};
+        if (cml_blob_store_list_versions(S.store, types[i], false, &v, &n, NULL, &d) != CML_OK)
+            continue;
+        cml_model_record *known = NULL;
+        size_t nk = 0;
+        cml_state_list_models(svc->state, cml_model_type_name(types[i]), &known, &nk);
+        for (size_t k = 0; k < n; k++) {
+            cml_model_record rec;
+            memset(&rec, 0, sizeof rec);
+            for (size_t j = 0; j < nk; j++)
+                if (!strcmp(known[j].version, v[k].version))
+                    rec = known[j]; /* keeps metrics, hash and the local flag */
+            snprintf(rec.model_type, sizeof rec.model_type, "%s", cml_model_type_name(types[i]));
+            snprintf(rec.version, sizeof rec.version, "%s", v[k].version);
+            rec.size_bytes = (int64_t)v[k].bytes;
+            if (rec.created_at == 0) {
+                struct tm tm;
+                memset(&tm, 0, sizeof tm);
+                if (strptime(v[k].version, "%Y%m%dT%H%M%SZ", &tm) != NULL)
+                    rec.created_at = (int64_t)timegm(&tm);
+            }
+            rec.blob = true;
+            cml_state_upsert_model(svc->state, &rec);
+        }
+        cml_model_records_free(known, nk);
+        cml_free(v);
+    }
+}
+
+cml_err storage_fetch_version(service *svc, cml_model_type type, const char *version,
+                              cml_diag *diag) {
+    if (!svc->cfg.use_azure_storage)
+        return CML_ERR_NOT_FOUND;
+    pthread_mutex_lock(&S.lock);
+    cml_blob_sync_result res;
+    memset(&res, 0, sizeof res);
+    cml_err err = ensure_open(svc, diag)
+                      ? cml_blob_store_fetch_version(S.store, type, version,
+                                                     svc->cfg.model_cache_dir, false, &res, diag)
+                      : CML_ERR_STORAGE;
+    if (err == CML_OK && res.model)
+        cml_catalog_record(svc->state, res.model, true, true);
+    cml_blob_sync_result_release(&res);
+    pthread_mutex_unlock(&S.lock);
+    return err;
+}
+
+/* One round of the fleet sync, run by the leading worker. */
+static void sync_round(service *svc) {
+    cml_diag d = {{0}};
+    bool changed = false;
+    pthread_mutex_lock(&S.lock);
+    bool ok = ensure_open(svc, &d);
+    for (size_t i = 0; ok && i < 2; i++) {
+        cml_model_type t = types[i];
+        if (!service_type_available(t))
+            continue;
+        ok = pull_type(svc, t, &changed, &d);
+        if (ok && !S.store_had_model[t]) {
+            /* The store lost its model, or this instance started while it was down. */
+            cml_blob_publish_result res;
+            memset(&res, 0, sizeof res);
+            if (cml_blob_store_publish_if_absent(S.store, t, svc->cfg.model_cache_dir, NULL, &res,
+                                                 &d) == CML_OK)
+                snprintf(S.pointer_etag[t], sizeof S.pointer_etag[t], "%s", res.pointer_etag);
+        }
+    }
+    if (ok)
+        ok = sync_selection(svc, false, &d);
+    if (ok && changed)
+        for (size_t i = 0; i < 2; i++)
+            if (service_type_available(types[i]))
+                cml_blob_store_prune(S.store, types[i], (size_t)svc->cfg.retain_versions, NULL, &d);
+    if (ok && (changed || !S.listed)) {
+        record_blob_versions(svc);
+        S.listed = true;
+    }
+    export_stats();
+    set_reachable(svc, ok, d.msg);
+    pthread_mutex_unlock(&S.lock);
+    /* A new latest version in the cache: every worker reloads on its next request. */
+    if (changed)
+        cml_state_touch(svc->state);
+}
+
+static bool take_leadership(service *svc) {
+    if (S.leader)
+        return true;
+    if (S.lock_fd < 0) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/storage-sync.lock", svc->cfg.state_dir);
+        S.lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (S.lock_fd < 0)
+            return false;
+    }
+    S.leader = flock(S.lock_fd, LOCK_EX | LOCK_NB) == 0;
+    return S.leader;
+}
+
+static void *sync_thread(void *arg) {
+    service *svc = arg;
+    while (!atomic_load(&S.stop)) {
+        for (int64_t waited = 0;
+             waited < svc->cfg.model_sync_interval * 10 && !atomic_load(&S.stop); waited++) {
+            struct timespec tick = {0, 100 * 1000 * 1000};
+            nanosleep(&tick, NULL);
+        }
+        if (!atomic_load(&S.stop) && take_leadership(svc))
+            sync_round(svc);
+    }
+    return NULL;
+}
+
+void storage_start_thread(service *svc) {
+    if (!svc->cfg.use_azure_storage || S.thread_started)
+        return;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    S.thread_started = pthread_create(&S.thread, NULL, sync_thread, svc) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void storage_stop_thread(service *svc) {
+    (void)svc;
+    if (S.thread_started) {
+        atomic_store(&S.stop, true);
+        pthread_join(S.thread, NULL);
+        S.thread_started = false;
+    }
+    if (S.lock_fd >= 0)
+        close(S.lock_fd);
+    S.lock_fd = -1;
+    S.leader = false;
+    cml_blob_store_free(S.store);
+    S.store = NULL;
+}
