@@ -95,7 +95,10 @@ void http_req_init(http_req *r, FCGX_Request *fcgi) {
     const char *origin = FCGX_GetParam("HTTP_ORIGIN", fcgi->envp);
     r->origin = origin && *origin ? origin : NULL;
     const char *cl = param(fcgi, "CONTENT_LENGTH");
-    r->content_length = *cl ? strtoll(cl, NULL, 10) : 0;
+    char *end = NULL;
+    r->content_length = *cl ? strtoll(cl, &end, 10) : -1;
+    if (*cl && (*end != '\0' || r->content_length < 0))
+        r->content_length = -1;
     const char *uri = param(fcgi, "REQUEST_URI");
     const char *q = strchr(uri, '?');
     size_t plen = q ? (size_t)(q - uri) : strlen(uri);
@@ -127,21 +130,42 @@ const char *http_header(const http_req *r, const char *upper_name) {
 }
 
 bool http_read_body(http_req *r, long long max) {
-    if (r->content_length < 0 || r->content_length > max)
+    bool known = r->content_length >= 0;
+    if (max < 0 || (known && r->content_length > max)) {
+        r->body_too_large = true;
         return false;
-    size_t want = (size_t)r->content_length;
-    r->body = cml_malloc(want + 1);
-    if (r->body == NULL)
+    }
+    /* An unknown length may run to one byte over max: that byte shows it is too large. */
+    size_t limit = known ? (size_t)r->content_length : (size_t)max + 1;
+    size_t cap = known || limit < 65536 ? limit : 65536;
+    char *body = cml_malloc(cap + 1);
+    if (body == NULL)
         return false;
     size_t got = 0;
-    while (got < want) {
-        int n =
-            FCGX_GetStr(r->body + got, (int)(want - got > 65536 ? 65536 : want - got), r->fcgi->in);
+    while (got < limit) {
+        if (got == cap) {
+            size_t ncap = cap * 2 < limit ? cap * 2 : limit;
+            char *grown = cml_realloc(body, ncap + 1);
+            if (grown == NULL) {
+                cml_free(body);
+                return false;
+            }
+            body = grown;
+            cap = ncap;
+        }
+        size_t want = cap - got > 65536 ? 65536 : cap - got;
+        int n = FCGX_GetStr(body + got, (int)want, r->fcgi->in);
         if (n <= 0)
             break;
         got += (size_t)n;
     }
-    r->body[got] = '\0';
+    if (got > (size_t)max) {
+        cml_free(body);
+        r->body_too_large = true;
+        return false;
+    }
+    body[got] = '\0';
+    r->body = body;
     r->body_len = got;
     return true;
 }

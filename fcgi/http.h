@@ -17,13 +17,14 @@ typedef struct http_req {
     const char *query;        /* after '?', or "" */
     const char *content_type; /* "" when absent */
     const char *remote_addr;
-    const char *origin; /* NULL when absent */
-    long long content_length;
-    char path[1024]; /* percent-decoded, without the query */
+    const char *origin;       /* NULL when absent */
+    long long content_length; /* -1 when the front end did not say (a streamed body) */
+    char path[1024];          /* percent-decoded, without the query */
     char request_id[65];
     const char *route; /* matched route pattern, for logs and metrics */
     char *body;        /* owned, NUL-terminated; NULL when none */
     size_t body_len;
+    bool body_too_large; /* http_read_body met more than the limit */
     /* What the answer said, for the log line and the metrics. */
     int status;
     bool answered;
@@ -40,7 +41,11 @@ void http_req_release(http_req *r);
 /* A request header (e.g. "AUTHORIZATION"), or NULL. */
 const char *http_header(const http_req *r, const char *upper_name);
 
-/* Reads the body; false when it exceeds max (nothing is read then). */
+/*
+ * Reads the body: CONTENT_LENGTH bytes, or to the end of the stream when there is no
+ * CONTENT_LENGTH (Apache's mod_proxy_fcgi streams chunked bodies over 16 KiB without one).
+ * False when it exceeds max (body_too_large is set; no body is kept) or memory runs out.
+ */
 bool http_read_body(http_req *r, long long max);
 
 /* The value of a query parameter, percent-decoded into buf; false when absent. */

@@ -177,18 +177,17 @@ static void dispatch(service *svc, http_req *r) {
     r->cors_allowed = origin_allowed(svc, r->origin, hit->flags & ROUTE_ADMIN);
     if ((hit->flags & ROUTE_ADMIN) && !admin_allowed(svc, r))
         return;
-    if (hit->flags & ROUTE_BODY) {
-        if (r->content_length > svc->cfg.max_body_bytes) {
+    if ((hit->flags & ROUTE_BODY) && r->content_length != 0 &&
+        !http_read_body(r, svc->cfg.max_body_bytes)) {
+        if (r->body_too_large) {
             char detail[128];
             snprintf(detail, sizeof detail, "The body is larger than the limit of %lld bytes.",
                      (long long)svc->cfg.max_body_bytes);
             http_send_error(r, 413, "payload_too_large", detail, NULL);
-            return;
-        }
-        if (r->content_length > 0 && !http_read_body(r, svc->cfg.max_body_bytes)) {
+        } else {
             http_send_error(r, 500, "internal_error", "The body could not be read.", NULL);
-            return;
         }
+        return;
     }
     service_sync(svc);
     if (hit->handler(svc, r, param) != HANDLER_DONE || !r->answered)
