@@ -414,11 +414,15 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
         err = CML_ERR_NOMEM;
         goto done;
     }
-    time_t now = time(NULL);
+    /* The version is the UTC time to the millisecond: sortable, and two trainings finishing in
+       the same second still get different versions. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(m->version, sizeof m->version, "%Y%m%dT%H%M%SZ", &tm);
-    m->created_at = (int64_t)now;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t vlen = strftime(m->version, sizeof m->version, "%Y%m%dT%H%M%S", &tm);
+    snprintf(m->version + vlen, sizeof m->version - vlen, ".%03ldZ", ts.tv_nsec / 1000000);
+    m->created_at = (int64_t)ts.tv_sec;
     cml_dataset_sha256(ds, m->data_sha256);
     m->n_train = (uint32_t)n_train;
     m->n_test = (uint32_t)n_test;

@@ -58,6 +58,8 @@ int main(int argc, char **argv) {
         {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
         {"version", no_argument, NULL, 'V'},      {"workers", required_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    /* Training at start-up runs XGBoost's OpenMP threads: let them sleep when idle. */
+    setenv("OMP_WAIT_POLICY", "passive", 0);
     const char *config_path = CML_SYSCONFDIR "/cultivate-ml.conf";
     bool explicit_config = false, check_only = false;
     int c, workers = 0;

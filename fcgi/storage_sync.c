@@ -329,7 +329,7 @@ static void record_blob_versions(service *svc) {
             if (rec.created_at == 0) {
                 struct tm tm;
                 memset(&tm, 0, sizeof tm);
-                if (strptime(v[k].version, "%Y%m%dT%H%M%SZ", &tm) != NULL)
+                if (strptime(v[k].version, "%Y%m%dT%H%M%S", &tm) != NULL)
                     rec.created_at = (int64_t)timegm(&tm);
             }
             rec.blob = true;
