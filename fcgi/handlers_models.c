@@ -59,9 +59,10 @@ handler_result handle_select(service *svc, http_req *r, const char *param) {
             cml_diag fd = {{0}};
             cml_err ferr = storage_fetch_version(svc, type, version, &fd);
             if (ferr != CML_OK && ferr != CML_ERR_NOT_FOUND) {
-                http_send_error(r, 503, "storage_unreachable",
-                                "That version is not cached here and blob storage did not provide it.",
-                                "Retry-After: 30");
+                http_send_error(
+                    r, 503, "storage_unreachable",
+                    "That version is not cached here and blob storage did not provide it.",
+                    "Retry-After: 30");
                 goto done;
             }
         }
