@@ -12,6 +12,7 @@
 
 #define SEAL_BYTES 32
 
+/* Frees the selection's arrays and zeroes it; accepts NULL. */
 void cml_colsel_release(cml_colsel *s) {
     if (s == NULL)
         return;
@@ -20,6 +21,7 @@ void cml_colsel_release(cml_colsel *s) {
     memset(s, 0, sizeof(*s));
 }
 
+/* Bytes of the selection's arrays. */
 size_t cml_colsel_bytes(const cml_colsel *s) {
     return (size_t)s->n_sel * sizeof(uint32_t) + (size_t)s->n_src * sizeof(int32_t);
 }
@@ -49,6 +51,7 @@ static int cmp_scored(const void *a, const void *b) {
     return x->col < y->col ? -1 : x->col > y->col;
 }
 
+/* Ascending order of columns. */
 static int cmp_u32(const void *a, const void *b) {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return x < y ? -1 : x > y;
@@ -140,6 +143,7 @@ done:
     return err;
 }
 
+/* Appends the selection to b (b's failure flag records OOM). */
 void cml_colsel_write(const cml_colsel *s, cml_buf *b) {
     cml_buf_put_u32(b, s->n_sel);
     for (uint32_t j = 0; j < s->n_sel; j++)
@@ -178,6 +182,7 @@ done:
     return err;
 }
 
+/* Writes into the caller's idx/val; returns the number of pairs. */
 size_t cml_colsel_map(const cml_colsel *s, const cml_sparse *x, uint32_t *idx, float *val) {
     size_t n = 0;
     for (int i = 0; i < x->n; i++) {
@@ -234,6 +239,7 @@ done:
     return err;
 }
 
+/* Appends 32 bytes to b; b's failure flag records OOM or a digest failure. */
 void cml_payload_seal(cml_buf *b, size_t start) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
@@ -246,6 +252,7 @@ void cml_payload_seal(cml_buf *b, size_t start) {
     cml_buf_put(b, md, SEAL_BYTES);
 }
 
+/* Reads p only; nothing to free. */
 bool cml_payload_check(const uint8_t *p, size_t len, size_t *body_len) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;

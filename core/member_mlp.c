@@ -21,6 +21,7 @@
 
 #include <fann.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cml_alloc.h"
@@ -29,15 +30,15 @@
 #include "member.h"
 
 #define MLP_FORMAT 1
-#define MAX_HIDDEN 256
+#define MAX_HIDDEN 512
 #define STACK_ROW 512
 #define MIN_DF 3
 
 /* Defaults; cml_member_params.hidden and .epochs override them when set. */
 #define DEFAULT_HIDDEN 16
-#define DEFAULT_EPOCHS 12
+#define DEFAULT_EPOCHS 8
 #define DEFAULT_COLUMNS 300
-#define LEARNING_RATE 0.2f
+#define LEARNING_RATE 0.3f
 #define MOMENTUM 0.5f
 #define STEEPNESS 0.5f
 
@@ -52,6 +53,7 @@ typedef struct mlp_state {
     float *w2;    /* (n_hidden + 1) x n_out, hidden-major; the last row is the bias */
 } mlp_state;
 
+/* Frees a state and everything it owns; accepts NULL. */
 static void mlp_free(void *p) {
     mlp_state *st = p;
     if (st == NULL)
@@ -63,9 +65,11 @@ static void mlp_free(void *p) {
     cml_free(st);
 }
 
+/* Weights into the hidden layer and into the output layer (biases included). */
 static size_t n_w1(const mlp_state *st) { return ((size_t)st->n_in + 1) * st->n_hidden; }
 static size_t n_w2(const mlp_state *st) { return ((size_t)st->n_hidden + 1) * st->n_out; }
 
+/* Bytes the state holds. */
 static size_t mlp_bytes(const void *p) {
     const mlp_state *st = p;
     return sizeof(*st) + cml_colsel_bytes(&st->sel) +
@@ -120,6 +124,7 @@ static void forward(const mlp_state *st, const uint32_t *idx, const float *val, 
     }
 }
 
+/* Probabilities from the network's outputs into probs[0..n_labels). */
 static void outputs_to_probs(const mlp_state *st, const float *out, double *probs) {
     uint32_t L = st->n_labels;
     if (L == 2) {
@@ -191,6 +196,34 @@ static cml_err take_weights(struct fann *ann, struct fann_connection *con, mlp_s
     return CML_OK;
 }
 
+/*
+ * Compares our forward pass with fann_run on the first training rows (in is
+ * an all-zero scratch of n_in floats, left so). CML_ERR_TRAIN when they
+ * differ by more than float rounding.
+ */
+static cml_err check_forward(struct fann *ann, const mlp_state *st, const cml_csr *sub, float *in) {
+    uint32_t idx[STACK_ROW];
+    float val[STACK_ROW], ours[CML_MAX_LABELS];
+    for (size_t i = 0; i < sub->n_rows && i < 32; i++) {
+        size_t a = sub->indptr[i], n = sub->indptr[i + 1] - a;
+        if (n > STACK_ROW)
+            continue;
+        for (size_t e = 0; e < n; e++) {
+            idx[e] = (uint32_t)sub->indices[a + e];
+            val[e] = sub->values[a + e];
+            in[idx[e]] = val[e] * st->scale[idx[e]];
+        }
+        const fann_type *theirs = fann_run(ann, in);
+        for (size_t e = 0; e < n; e++)
+            in[idx[e]] = 0;
+        forward(st, idx, val, n, ours);
+        for (uint32_t k = 0; k < st->n_out; k++)
+            if (!(fabsf(ours[k] - theirs[k]) <= 1e-5f))
+                return CML_ERR_TRAIN;
+    }
+    return CML_OK;
+}
+
 /* Trains a new state (owned by the caller via *out, freed with mlp_free). */
 static cml_err mlp_train(const cml_train_set *ts, const cml_member_params *mp, void **out,
                          cml_diag *diag) {
@@ -207,8 +240,8 @@ static cml_err mlp_train(const cml_train_set *ts, const cml_member_params *mp, v
     size_t n = ts->X->n_rows, L = ts->n_labels;
     int hidden = mp && mp->hidden > 0 ? mp->hidden : DEFAULT_HIDDEN;
     int epochs = mp && mp->epochs > 0 ? mp->epochs : DEFAULT_EPOCHS;
-    if (L < 2 || L > CML_MAX_LABELS || n == 0 || ts->X->n_cols == 0 ||
-        ts->X->n_cols > UINT32_MAX || hidden > MAX_HIDDEN) {
+    if (L < 2 || L > CML_MAX_LABELS || n == 0 || ts->X->n_cols == 0 || ts->X->n_cols > UINT32_MAX ||
+        hidden > MAX_HIDDEN) {
         err = cml_diag_set(diag, CML_ERR_DATA,
                            "the network needs rows, columns, 2 to %d labels and at most %d hidden "
                            "units",
@@ -246,7 +279,14 @@ static cml_err mlp_train(const cml_train_set *ts, const cml_member_params *mp, v
         cap += (size_t)ceil(ts->class_weight ? ts->class_weight[ts->y[i]] : 1.0);
     order = cml_malloc((cap ? cap : 1) * sizeof(size_t));
     in = cml_calloc(st->n_in, sizeof(float));
+    /*
+     * fann_create_standard reseeds the C library's rand() from /dev/urandom,
+     * which liblinear's solvers draw from: put back a state derived from the
+     * one before, so the other members stay deterministic.
+     */
+    unsigned rand_state = (unsigned)rand();
     ann = fann_create_standard(3, st->n_in, st->n_hidden, st->n_out);
+    srand(rand_state);
     if (order == NULL || in == NULL || ann == NULL) {
         err = CML_ERR_NOMEM;
         goto done;
@@ -256,7 +296,8 @@ static cml_err mlp_train(const cml_train_set *ts, const cml_member_params *mp, v
     fann_set_activation_function_output(ann, (enum fann_activationfunc_enum)st->act_out);
     fann_set_activation_steepness_hidden(ann, st->steep_hidden);
     fann_set_activation_steepness_output(ann, st->steep_out);
-    fann_set_train_error_function(ann, FANN_ERRORFUNC_LINEAR);
+    /* FANN's tanh error function stretches large errors, like a log loss would. */
+    fann_set_train_error_function(ann, FANN_ERRORFUNC_TANH);
     fann_set_learning_momentum(ann, MOMENTUM);
     cml_rng rng = {.state = (mp ? mp->seed : 42) ^ 0x6d6c705f6e6574ull};
     if ((con = init_weights(ann, st, &rng)) == NULL) {
@@ -296,6 +337,10 @@ static cml_err mlp_train(const cml_train_set *ts, const cml_member_params *mp, v
     }
     if ((err = take_weights(ann, con, st)) != CML_OK) {
         cml_diag_set(diag, err, "the trained network has unexpected or non-finite weights");
+        goto done;
+    }
+    if ((err = check_forward(ann, st, &sub, in)) != CML_OK) {
+        cml_diag_set(diag, err, "our forward pass disagrees with fann_run");
         goto done;
     }
     *out = st;
@@ -371,6 +416,7 @@ static cml_err mlp_serialize(const void *state, cml_buf *b) {
     return cml_buf_status(b);
 }
 
+/* The activations our forward pass computes. */
 static bool activation_ok(uint32_t act) {
     return act == FANN_SIGMOID || act == FANN_SIGMOID_SYMMETRIC;
 }
@@ -395,7 +441,8 @@ static cml_err mlp_deserialize(const uint8_t *p, size_t len, size_t n_labels, si
     mlp_state *st = NULL;
     *out = NULL;
     if (!cml_payload_check(p, len, &body)) {
-        err = cml_diag_set(diag, CML_ERR_FORMAT, "network member payload is damaged (seal mismatch)");
+        err =
+            cml_diag_set(diag, CML_ERR_FORMAT, "network member payload is damaged (seal mismatch)");
         goto done;
     }
     cml_reader r = cml_reader_init(p, body);

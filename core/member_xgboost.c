@@ -13,22 +13,25 @@
  * estimate (the mean over trees of the leaf's class shares) instead of an
  * under-confident sigmoid.
  *
- * The payload is XGBoost's own UBJSON model. Prediction does not call
- * XGBoost: its single-row predict costs 13-16 us a call here (it re-reads
- * cgroup files and wakes OpenMP threads on every call). Instead the model
- * is loaded into a booster, dumped as JSON, checked (every child index and
- * feature in range, every tree a tree) and flattened into our own node
- * array, whose evaluation mirrors XGBoost's (missing values take the default
- * child, otherwise value < condition goes left; float sums from the base
- * margin in tree order). The flattened trees are then compared with the
- * booster's own margins on probe rows before the booster is freed. Training
- * goes through the same path from the saved bytes, so a trained model and
- * the same model reloaded predict bit-identically; prediction only reads the
- * state and is safe from any number of threads.
+ * The payload is XGBoost's own UBJSON model (XGBoosterSaveModelToBuffer).
+ * Prediction does not call XGBoost: its single-row predict costs 13-16 us a
+ * call here (it re-reads cgroup files and wakes OpenMP threads every time),
+ * and its loader trusts the node indices in a model (a crafted payload makes
+ * XGBoosterLoadModelFromBuffer crash). So the UBJSON is read by our own
+ * bounds-checked reader, every tree is checked (arrays of the right length,
+ * children in range and reached once from the root, features inside the
+ * selection, no categorical splits, finite values) and flattened into our
+ * own node array. Its evaluation mirrors XGBoost's predictor: a missing
+ * value takes the default child, otherwise value < condition goes left, and
+ * margins are float sums from the base margin in tree order. After training
+ * the flattened trees are compared with the booster's own margins on
+ * training and probe rows. Training and loading build the trees from the
+ * same saved bytes, so a trained model and the same model reloaded predict
+ * bit-identically; prediction only reads the state (thread-safe), and
+ * loading a model never starts XGBoost or its OpenMP threads.
  */
 #include "config.h"
 
-#include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,18 +49,21 @@
 #define MAX_BIN "32"
 #define MIN_DF 3
 #define PROBE_ROWS 24
-#define MAX_TREE_DEPTH 64
+#define VERIFY_ROWS 200
 
 typedef enum xgb_flavour { XGB_BOOST = 1, XGB_FOREST = 2 } xgb_flavour;
 
-/* One node of a flattened tree; a leaf has left < 0 and its value in value. */
+/*
+ * One node of a flattened tree (12 bytes): a split's children are adjacent,
+ * the right one at left + 1; a leaf has left < 0 and its value in value.
+ */
 typedef struct xnode {
-    int32_t left, right; /* indices into the state's node array */
-    uint32_t feature;    /* member column; bit 31: missing values go left */
-    float value;         /* split condition, or leaf value */
+    int32_t left;     /* index of the left child in the state's node array */
+    uint32_t feature; /* member column; bit 31 set when missing values go right */
+    float value;      /* split condition, or leaf value */
 } xnode;
 
-#define DEFAULT_LEFT 0x80000000u
+#define MISSING_RIGHT 0x80000000u
 
 typedef struct xgb_state {
     xgb_flavour flavour;
@@ -92,12 +98,13 @@ static const xgb_defaults boost_defaults = {
 static const xgb_defaults forest_defaults = {
     .n_trees = 100,
     .max_depth = 8,
-    .learning_rate = 1.0,
+    .learning_rate = 1.0, /* fixed: the forest's leaves must stay one Newton step */
     .subsample = 0.632,
     .colsample = 0.25,
     .columns = 200,
 };
 
+/* Frees a state and everything it owns; accepts NULL. */
 static void xgb_free(void *p) {
     xgb_state *st = p;
     if (st == NULL)
@@ -110,6 +117,7 @@ static void xgb_free(void *p) {
     cml_free(st);
 }
 
+/* Bytes the state holds (its arrays and the saved model). */
 static size_t xgb_bytes(const void *p) {
     const xgb_state *st = p;
     return sizeof(*st) + cml_colsel_bytes(&st->sel) + st->n_trees * 2 * sizeof(uint32_t) +
@@ -138,9 +146,10 @@ static void margins(const xgb_state *st, const float *x, float *m) {
     for (size_t t = 0; t < st->n_trees; t++) {
         const xnode *nd = &st->nodes[st->root[t]];
         while (nd->left >= 0) {
-            float v = x[nd->feature & ~DEFAULT_LEFT];
-            bool left = isnan(v) ? (nd->feature & DEFAULT_LEFT) != 0 : v < nd->value;
-            nd = &st->nodes[left ? nd->left : nd->right];
+            /* Right when v >= condition, or when v is missing and missing goes right. */
+            float v = x[nd->feature & ~MISSING_RIGHT];
+            int right = (v >= nd->value) | ((v != v) & (int)(nd->feature >> 31));
+            nd = &st->nodes[nd->left + right];
         }
         m[st->group[t]] += nd->value;
     }
@@ -190,186 +199,447 @@ static void margins_to_probs(const xgb_state *st, const float *m, double *probs)
         probs[c] = sum > 0 ? probs[c] / sum : 1.0 / L;
 }
 
-/* --- reading the booster's JSON dump ------------------------------------ */
+/* --- reading XGBoost's UBJSON model ------------------------------------- */
 
-static json_object *path_get(json_object *o, const char *const *keys, size_t n) {
-    for (size_t i = 0; i < n && o != NULL; i++)
-        if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, keys[i], &o))
-            return NULL;
-    return o;
+/*
+ * A bounds-checked UBJSON reader for the model bytes, so that untrusted
+ * payloads never reach XGBoost's loader (which trusts the indices in its
+ * trees). Values go into an arena and refer to each other by index; strings
+ * and typed arrays point into the payload without copying.
+ */
+#define UBJ_MAX_DEPTH 16
+#define UBJ_MAX_VALUES (1u << 20) /* a model of ours has a few thousand */
+
+typedef struct uval {
+    uint8_t type;       /* '{', '[', 'A' (typed array), 'S', 'N' (number), 'Z' (null, boolean) */
+    uint8_t elem;       /* element marker of a typed array */
+    uint32_t n;         /* children, elements or string bytes */
+    const uint8_t *p;   /* string bytes or typed array data */
+    const uint8_t *key; /* the key, for a member of an object */
+    uint32_t key_len;
+    int32_t first, next; /* children in order, -1 for none */
+    double num;
+} uval;
+
+typedef struct ubj {
+    const uint8_t *p;
+    size_t left;
+    uval *v; /* the arena; owned, freed with ubj_release */
+    size_t n, cap;
+    bool bad, nomem;
+} ubj;
+
+/* Frees the arena (the payload itself belongs to the caller). */
+static void ubj_release(ubj *u) {
+    cml_free(u->v);
+    u->v = NULL;
 }
-#define PATH(o, ...)                                                                               \
-    path_get((o), (const char *const[]){__VA_ARGS__},                                              \
-             sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
 
-/* A JSON string holding a decimal number (XGBoost writes parameters so). */
-static bool str_number(json_object *o, double *out) {
-    if (o == NULL || !json_object_is_type(o, json_type_string))
+/* Consumes n bytes; *out points at them (in the payload). False when short. */
+static bool ubj_take(ubj *u, size_t n, const uint8_t **out) {
+    if (u->bad || n > u->left) {
+        u->bad = true;
         return false;
-    const char *s = json_object_get_string(o);
-    char *end = NULL;
-    *out = strtod(s, &end);
-    return end != s && *end == '\0' && isfinite(*out);
-}
-
-/* An array of exactly n numbers. */
-static json_object *num_array(json_object *tree, const char *key, size_t n) {
-    json_object *a = NULL;
-    if (!json_object_object_get_ex(tree, key, &a) || !json_object_is_type(a, json_type_array) ||
-        json_object_array_length(a) != n)
-        return NULL;
-    return a;
-}
-
-static bool array_int(json_object *a, size_t i, int64_t *out) {
-    json_object *v = json_object_array_get_idx(a, i);
-    if (v == NULL || !json_object_is_type(v, json_type_int))
-        return false;
-    *out = json_object_get_int64(v);
+    }
+    *out = u->p;
+    u->p += n;
+    u->left -= n;
     return true;
 }
 
-static bool array_float(json_object *a, size_t i, float *out) {
-    json_object *v = json_object_array_get_idx(a, i);
-    if (v == NULL || !(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
+/* The next marker, no-ops skipped; -1 when the input ends. */
+static int ubj_marker(ubj *u) {
+    const uint8_t *b;
+    do
+        if (!ubj_take(u, 1, &b))
+            return -1;
+    while (*b == 'N');
+    return *b;
+}
+
+/* Whether the next byte is c (not consumed). */
+static bool ubj_peek(const ubj *u, uint8_t c) { return !u->bad && u->left > 0 && *u->p == c; }
+
+/* Bytes of a number of this marker, 0 for any other marker. */
+static size_t ubj_size(int m) {
+    switch (m) {
+    case 'i':
+    case 'U':
+        return 1;
+    case 'I':
+        return 2;
+    case 'l':
+    case 'd':
+        return 4;
+    case 'L':
+    case 'D':
+        return 8;
+    }
+    return 0;
+}
+
+/* The big-endian number of marker m at b. */
+static double ubj_decode(int m, const uint8_t *b) {
+    uint64_t x = 0;
+    for (size_t i = 0; i < ubj_size(m); i++)
+        x = x << 8 | b[i];
+    switch (m) {
+    case 'i':
+        return (int8_t)x;
+    case 'U':
+        return (uint8_t)x;
+    case 'I':
+        return (int16_t)x;
+    case 'l':
+        return (int32_t)x;
+    case 'L':
+        return (double)(int64_t)x;
+    case 'd': {
+        uint32_t w = (uint32_t)x;
+        float f;
+        memcpy(&f, &w, 4);
+        return f;
+    }
+    default: {
+        double d;
+        memcpy(&d, &x, 8);
+        return d;
+    }
+    }
+}
+
+/* A length or count: an integer marker and value, at most the bytes left. */
+static bool ubj_length(ubj *u, size_t *out) {
+    int m = ubj_marker(u);
+    const uint8_t *b;
+    if (m == 'd' || m == 'D' || ubj_size(m) == 0 || !ubj_take(u, ubj_size(m), &b)) {
+        u->bad = true;
         return false;
-    double d = json_object_get_double(v);
-    *out = (float)d;
-    return isfinite(d) && isfinite(*out);
+    }
+    double v = ubj_decode(m, b);
+    if (!(v >= 0) || v > (double)u->left) {
+        u->bad = true;
+        return false;
+    }
+    *out = (size_t)v;
+    return true;
+}
+
+/* A new value in the arena; its index, or -1 (bad or out of memory). */
+static int32_t ubj_new(ubj *u, uint8_t type) {
+    if (u->bad)
+        return -1;
+    if (u->n == u->cap) {
+        size_t cap = u->cap ? 2 * u->cap : 256;
+        uval *v = cap <= UBJ_MAX_VALUES ? cml_realloc(u->v, cap * sizeof(uval)) : NULL;
+        if (v == NULL) {
+            u->nomem = cap <= UBJ_MAX_VALUES;
+            u->bad = true;
+            return -1;
+        }
+        u->v = v;
+        u->cap = cap;
+    }
+    u->v[u->n] = (uval){.type = type, .first = -1, .next = -1};
+    return (int32_t)u->n++;
+}
+
+static int32_t ubj_value(ubj *u, int m, int depth);
+
+/* Appends child to the children of parent, after last (-1 for the first). */
+static void ubj_link(ubj *u, int32_t parent, int32_t *last, int32_t child) {
+    if (*last < 0)
+        u->v[parent].first = child;
+    else
+        u->v[*last].next = child;
+    *last = child;
+    u->v[parent].n++;
+}
+
+/* An array after its '['. */
+static int32_t ubj_array(ubj *u, int depth) {
+    int32_t me = ubj_new(u, '['), last = -1;
+    const uint8_t *b;
+    size_t count = 0;
+    if (me < 0)
+        return -1;
+    if (ubj_peek(u, '$')) {
+        /* Typed: '$' marker '#' count, then the bare elements. */
+        ubj_take(u, 1, &b);
+        int elem = ubj_marker(u);
+        size_t size = ubj_size(elem);
+        if (size == 0 || ubj_marker(u) != '#' || !ubj_length(u, &count) || count > u->left / size ||
+            count > UINT32_MAX || !ubj_take(u, count * size, &b)) {
+            u->bad = true;
+            return -1;
+        }
+        u->v[me] = (uval){.type = 'A',
+                          .elem = (uint8_t)elem,
+                          .n = (uint32_t)count,
+                          .p = b,
+                          .first = -1,
+                          .next = -1};
+        return me;
+    }
+    bool counted = ubj_peek(u, '#');
+    if (counted && (!ubj_take(u, 1, &b) || !ubj_length(u, &count)))
+        return -1;
+    for (size_t k = 0; !counted || k < count; k++) {
+        int m = ubj_marker(u);
+        if (!counted && m == ']')
+            break;
+        int32_t child = ubj_value(u, m, depth + 1);
+        if (child < 0)
+            return -1;
+        ubj_link(u, me, &last, child);
+    }
+    return me;
+}
+
+/* An object after its '{'. */
+static int32_t ubj_object(ubj *u, int depth) {
+    int32_t me = ubj_new(u, '{'), last = -1;
+    const uint8_t *b;
+    size_t count = 0;
+    if (me < 0)
+        return -1;
+    bool counted = ubj_peek(u, '#');
+    if (ubj_peek(u, '$') || (counted && (!ubj_take(u, 1, &b) || !ubj_length(u, &count)))) {
+        u->bad = true;
+        return -1;
+    }
+    for (size_t k = 0; !counted || k < count; k++) {
+        if (!counted && ubj_peek(u, '}')) {
+            ubj_take(u, 1, &b);
+            break;
+        }
+        size_t key_len = 0;
+        const uint8_t *key;
+        if (!ubj_length(u, &key_len) || key_len > UINT32_MAX || !ubj_take(u, key_len, &key))
+            return -1;
+        int32_t child = ubj_value(u, ubj_marker(u), depth + 1);
+        if (child < 0)
+            return -1;
+        u->v[child].key = key;
+        u->v[child].key_len = (uint32_t)key_len;
+        ubj_link(u, me, &last, child);
+    }
+    return me;
+}
+
+/* One value whose marker m was read; its index, or -1. */
+static int32_t ubj_value(ubj *u, int m, int depth) {
+    const uint8_t *b;
+    size_t len = 0;
+    int32_t me;
+    if (depth > UBJ_MAX_DEPTH) {
+        u->bad = true;
+        return -1;
+    }
+    switch (m) {
+    case '{':
+        return ubj_object(u, depth);
+    case '[':
+        return ubj_array(u, depth);
+    case 'S':
+    case 'C':
+        len = 1;
+        if (m == 'S' && (!ubj_length(u, &len) || len > UINT32_MAX))
+            return -1;
+        if (!ubj_take(u, len, &b) || (me = ubj_new(u, 'S')) < 0)
+            return -1;
+        u->v[me].p = b;
+        u->v[me].n = (uint32_t)len;
+        return me;
+    case 'T':
+    case 'F':
+    case 'Z':
+        if ((me = ubj_new(u, 'Z')) >= 0)
+            u->v[me].num = m == 'T';
+        return me;
+    default:
+        if (ubj_size(m) == 0 || !ubj_take(u, ubj_size(m), &b) || (me = ubj_new(u, 'N')) < 0) {
+            u->bad = true;
+            return -1;
+        }
+        u->v[me].num = ubj_decode(m, b);
+        return me;
+    }
+}
+
+/* The member key of object o, or -1. */
+static int32_t ubj_get(const ubj *u, int32_t o, const char *key) {
+    size_t kl = strlen(key);
+    if (o < 0 || u->v[o].type != '{')
+        return -1;
+    for (int32_t c = u->v[o].first; c >= 0; c = u->v[c].next)
+        if (u->v[c].key_len == kl && memcmp(u->v[c].key, key, kl) == 0)
+            return c;
+    return -1;
+}
+
+/* The value at keys[0..n) below o, or -1. */
+static int32_t ubj_path(const ubj *u, int32_t o, const char *const *keys, size_t n) {
+    for (size_t i = 0; i < n && o >= 0; i++)
+        o = ubj_get(u, o, keys[i]);
+    return o;
+}
+#define UPATH(u, o, ...)                                                                           \
+    ubj_path((u), (o), (const char *const[]){__VA_ARGS__},                                         \
+             sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+
+/* Whether value s is the string want. */
+static bool ubj_str_is(const ubj *u, int32_t s, const char *want) {
+    return s >= 0 && u->v[s].type == 'S' && u->v[s].n == strlen(want) &&
+           memcmp(u->v[s].p, want, u->v[s].n) == 0;
+}
+
+/* A string holding a decimal number (XGBoost writes parameters so) into *out. */
+static bool ubj_str_number(const ubj *u, int32_t s, double *out) {
+    char text[48], *end = NULL;
+    if (s < 0 || u->v[s].type != 'S' || u->v[s].n == 0 || u->v[s].n >= sizeof text)
+        return false;
+    memcpy(text, u->v[s].p, u->v[s].n);
+    text[u->v[s].n] = '\0';
+    *out = strtod(text, &end);
+    return *end == '\0' && isfinite(*out);
+}
+
+/* The typed array under key of o when it has exactly n elements, or -1. */
+static int32_t ubj_typed(const ubj *u, int32_t o, const char *key, size_t n) {
+    int32_t a = ubj_get(u, o, key);
+    return a >= 0 && u->v[a].type == 'A' && u->v[a].n == n ? a : -1;
+}
+
+/* Element i of typed array a (checked by the caller to be in range). */
+static double ubj_at(const ubj *u, int32_t a, size_t i) {
+    return ubj_decode(u->v[a].elem, u->v[a].p + i * ubj_size(u->v[a].elem));
+}
+
+/* An integral value of a typed array element into *out; false if it is not one. */
+static bool ubj_int_at(const ubj *u, int32_t a, size_t i, int64_t *out) {
+    double d = ubj_at(u, a, i);
+    if (!(d >= -2147483648.0 && d <= 2147483647.0) || d != floor(d))
+        return false;
+    *out = (int64_t)d;
+    return true;
 }
 
 /*
- * Appends one tree of the dump to st->nodes (capacity *cap, grown here),
- * renumbered breadth-first from its root. False when the tree is malformed:
- * arrays of the wrong length, a child out of range, a node reached twice, a
- * feature outside the selection, a categorical split or a non-finite value.
+ * Appends one tree to st->nodes (capacity *cap, grown here), renumbered
+ * breadth-first from its root; map is scratch of 2 * map_cap entries.
+ * CML_ERR_FORMAT when the tree is malformed: arrays of the wrong length or
+ * type, a child out of range or reached twice (so every tree is a tree and
+ * every walk ends at a leaf), a feature outside the selection, a categorical
+ * split or a non-finite value.
  */
-static bool add_tree(xgb_state *st, json_object *tree, size_t *cap, int32_t *map, size_t map_cap) {
+static cml_err add_tree(xgb_state *st, const ubj *u, int32_t tree, size_t *cap, int32_t *map,
+                        size_t map_cap) {
     double nn = 0;
-    if (!str_number(PATH(tree, "tree_param", "num_nodes"), &nn) || nn < 1 || nn > (double)map_cap)
-        return false;
+    if (!ubj_str_number(u, UPATH(u, tree, "tree_param", "num_nodes"), &nn) || nn < 1 ||
+        nn > (double)map_cap || nn != floor(nn))
+        return CML_ERR_FORMAT;
     size_t n = (size_t)nn;
-    json_object *left = num_array(tree, "left_children", n), *right = num_array(tree, "right_children", n),
-                *feat = num_array(tree, "split_indices", n), *cond = num_array(tree, "split_conditions", n),
-                *dflt = num_array(tree, "default_left", n), *type = num_array(tree, "split_type", n);
-    if (left == NULL || right == NULL || feat == NULL || cond == NULL || dflt == NULL || type == NULL)
-        return false;
+    int32_t left = ubj_typed(u, tree, "left_children", n),
+            right = ubj_typed(u, tree, "right_children", n),
+            feat = ubj_typed(u, tree, "split_indices", n),
+            cond = ubj_typed(u, tree, "split_conditions", n),
+            dflt = ubj_typed(u, tree, "default_left", n),
+            type = ubj_typed(u, tree, "split_type", n);
+    if (left < 0 || right < 0 || feat < 0 || cond < 0 || dflt < 0 || type < 0)
+        return CML_ERR_FORMAT;
     if (st->n_nodes + n > *cap) {
         size_t ncap = *cap ? *cap : 1024;
         while (ncap < st->n_nodes + n)
             ncap *= 2;
         if (ncap > INT32_MAX)
-            return false;
+            return CML_ERR_FORMAT;
         xnode *p = cml_realloc(st->nodes, ncap * sizeof(xnode));
         if (p == NULL)
-            return false;
+            return CML_ERR_NOMEM;
         st->nodes = p;
         *cap = ncap;
     }
     for (size_t i = 0; i < n; i++)
         map[i] = -1;
-    /* Breadth-first from the root: xgb node queue[k] becomes our node base + k. */
+    /* Breadth-first from the root: XGBoost's node queue[k] becomes our node base + k. */
     size_t base = st->n_nodes, head = 0, tail = 0;
-    int32_t *queue = map + map_cap; /* the second half of the scratch */
+    int32_t *queue = map + map_cap;
     queue[tail++] = 0;
     map[0] = 0;
-    while (head < tail) {
+    for (; head < tail; head++) {
         size_t i = (size_t)queue[head];
         int64_t l, r, f, d, ty;
-        float c;
-        if (!array_int(left, i, &l) || !array_int(right, i, &r) || !array_int(feat, i, &f) ||
-            !array_int(dflt, i, &d) || !array_int(type, i, &ty) || !array_float(cond, i, &c) ||
-            ty != 0)
-            return false;
+        float c = (float)ubj_at(u, cond, i);
+        if (!ubj_int_at(u, left, i, &l) || !ubj_int_at(u, right, i, &r) ||
+            !ubj_int_at(u, feat, i, &f) || !ubj_int_at(u, dflt, i, &d) ||
+            !ubj_int_at(u, type, i, &ty) || ty != 0 || !isfinite(c))
+            return CML_ERR_FORMAT;
         xnode *nd = &st->nodes[base + head];
         nd->value = c;
         if (l == -1 && r == -1) {
-            nd->left = nd->right = -1;
+            nd->left = -1;
             nd->feature = 0;
-        } else {
-            if (l < 0 || r < 0 || l >= (int64_t)n || r >= (int64_t)n || l == r || map[l] >= 0 ||
-                map[r] >= 0 || f < 0 || f >= (int64_t)st->sel.n_sel)
-                return false;
-            map[l] = (int32_t)tail;
-            queue[tail++] = (int32_t)l;
-            map[r] = (int32_t)tail;
-            queue[tail++] = (int32_t)r;
-            nd->left = (int32_t)(base + (size_t)map[l]);
-            nd->right = (int32_t)(base + (size_t)map[r]);
-            nd->feature = (uint32_t)f | (d ? DEFAULT_LEFT : 0);
+            continue;
         }
-        head++;
+        if (l < 0 || r < 0 || l >= (int64_t)n || r >= (int64_t)n || l == r || map[l] >= 0 ||
+            map[r] >= 0 || f < 0 || f >= (int64_t)st->sel.n_sel)
+            return CML_ERR_FORMAT;
+        map[l] = (int32_t)tail;
+        queue[tail++] = (int32_t)l;
+        map[r] = (int32_t)tail;
+        queue[tail++] = (int32_t)r;
+        nd->left = (int32_t)(base + (size_t)map[l]); /* and the right child right after it */
+        nd->feature = (uint32_t)f | (d ? 0 : MISSING_RIGHT);
     }
     st->n_nodes = base + tail; /* nodes not reached from the root (deleted ones) are dropped */
-    return true;
-}
-
-/* Depth of the deepest leaf below node i (iterative-free: trees are shallow and checked). */
-static bool depth_ok(const xgb_state *st, uint32_t i, int depth) {
-    if (depth > MAX_TREE_DEPTH)
-        return false;
-    const xnode *nd = &st->nodes[i];
-    return nd->left < 0 || (depth_ok(st, (uint32_t)nd->left, depth + 1) &&
-                            depth_ok(st, (uint32_t)nd->right, depth + 1));
+    return CML_OK;
 }
 
 /*
- * Flattens the booster's trees into st (arrays owned by st) after checking
- * the model fits the state: objective, number of classes and features, base
- * score. CML_ERR_FORMAT when it does not.
+ * Builds the state's trees (arrays owned by st) from st->model after
+ * checking the model fits the state: objective, booster, number of classes
+ * and features, base score, one class per tree. CML_ERR_FORMAT when the bytes
+ * are not such a model. XGBoost itself never sees these bytes here.
  */
-static cml_err flatten(BoosterHandle b, xgb_state *st, cml_diag *diag) {
+static cml_err compile_model(xgb_state *st, cml_diag *diag) {
     cml_err err = CML_OK;
-    bst_ulong len = 0;
-    const char *text = NULL;
-    json_tokener *tok = NULL;
-    json_object *root = NULL;
+    ubj u = {.p = st->model, .left = st->model_len};
     int32_t *scratch = NULL;
     size_t cap = 0;
-    if (XGBoosterSaveModelToBuffer(b, "{\"format\":\"json\"}", &len, &text) != 0 || text == NULL ||
-        len > INT32_MAX) {
-        err = xgb_fail(diag, CML_ERR_FORMAT, "cannot describe the member's model");
+    st->n_out = st->n_labels == 2 ? 1 : st->n_labels;
+    int32_t root = ubj_value(&u, ubj_marker(&u), 0);
+    if (root < 0 || u.left != 0 || u.v[root].type != '{') {
+        err = u.nomem ? CML_ERR_NOMEM
+                      : cml_diag_set(diag, CML_ERR_FORMAT, "tree member model is not UBJSON");
         goto done;
     }
-    tok = json_tokener_new_ex(64);
-    root = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
-    if (root == NULL) {
-        err = cml_diag_set(diag, tok ? CML_ERR_FORMAT : CML_ERR_NOMEM,
-                           "tree member model is not valid JSON");
-        goto done;
-    }
-    json_object *learner = PATH(root, "learner");
-    json_object *obj = PATH(learner, "objective", "name");
-    json_object *gb = PATH(learner, "gradient_booster", "name");
-    json_object *trees = PATH(learner, "gradient_booster", "model", "trees");
-    json_object *info = PATH(learner, "gradient_booster", "model", "tree_info");
+    int32_t learner = UPATH(&u, root, "learner");
+    int32_t trees = UPATH(&u, learner, "gradient_booster", "model", "trees");
+    int32_t info = UPATH(&u, learner, "gradient_booster", "model", "tree_info");
     double base = 0, n_class = 0, n_feat = 0;
-    const char *want = st->n_labels == 2 ? "binary:logistic" : "multi:softprob";
-    if (obj == NULL || !json_object_is_type(obj, json_type_string) ||
-        strcmp(json_object_get_string(obj), want) != 0 || gb == NULL ||
-        !json_object_is_type(gb, json_type_string) || strcmp(json_object_get_string(gb), "gbtree") != 0 ||
-        !str_number(PATH(learner, "learner_model_param", "base_score"), &base) ||
-        !str_number(PATH(learner, "learner_model_param", "num_class"), &n_class) ||
-        !str_number(PATH(learner, "learner_model_param", "num_feature"), &n_feat) ||
+    if (!ubj_str_is(&u, UPATH(&u, learner, "objective", "name"),
+                    st->n_labels == 2 ? "binary:logistic" : "multi:softprob") ||
+        !ubj_str_is(&u, UPATH(&u, learner, "gradient_booster", "name"), "gbtree") ||
+        !ubj_str_number(&u, UPATH(&u, learner, "learner_model_param", "base_score"), &base) ||
+        !ubj_str_number(&u, UPATH(&u, learner, "learner_model_param", "num_class"), &n_class) ||
+        !ubj_str_number(&u, UPATH(&u, learner, "learner_model_param", "num_feature"), &n_feat) ||
         n_feat != st->sel.n_sel || n_class != (st->n_labels == 2 ? 0 : st->n_labels) ||
-        !(base > 0 && base < 1) || trees == NULL || !json_object_is_type(trees, json_type_array) ||
-        info == NULL || !json_object_is_type(info, json_type_array) ||
-        json_object_array_length(trees) != json_object_array_length(info) ||
-        json_object_array_length(trees) == 0) {
+        !(base > 0 && base < 1) || trees < 0 || u.v[trees].type != '[' || info < 0 ||
+        u.v[info].type != '[' || u.v[trees].n != u.v[info].n || u.v[trees].n == 0) {
         err = cml_diag_set(diag, CML_ERR_FORMAT, "tree member model does not fit this model");
         goto done;
     }
     /* XGBoost's margin of the base score: logit for logistic, itself for softmax. */
     st->base_margin = st->n_labels == 2 ? -logf(1.0f / (float)base - 1.0f) : (float)base;
-    st->n_trees = json_object_array_length(trees);
+    st->n_trees = u.v[trees].n;
     st->root = cml_malloc(st->n_trees * sizeof(uint32_t));
     st->group = cml_malloc(st->n_trees * sizeof(uint32_t));
-    size_t map_cap = (size_t)1 << 20; /* nodes per tree at most */
-    size_t biggest = 1;
-    for (size_t t = 0; t < st->n_trees; t++) {
+    size_t biggest = 1, map_cap = (size_t)1 << 20; /* nodes of one tree at most */
+    for (int32_t t = u.v[trees].first; t >= 0; t = u.v[t].next) {
         double nn = 0;
-        if (str_number(PATH(json_object_array_get_idx(trees, t), "tree_param", "num_nodes"), &nn) &&
-            nn > biggest && nn <= (double)map_cap)
+        if (ubj_str_number(&u, UPATH(&u, t, "tree_param", "num_nodes"), &nn) && nn > biggest &&
+            nn <= (double)map_cap)
             biggest = (size_t)nn;
     }
     scratch = cml_malloc(2 * biggest * sizeof(int32_t));
@@ -377,35 +647,39 @@ static cml_err flatten(BoosterHandle b, xgb_state *st, cml_diag *diag) {
         err = CML_ERR_NOMEM;
         goto done;
     }
-    for (size_t t = 0; t < st->n_trees; t++) {
-        int64_t g;
-        st->root[t] = (uint32_t)st->n_nodes;
-        if (!array_int(info, t, &g) || g < 0 || g >= st->n_out ||
-            !add_tree(st, json_object_array_get_idx(trees, t), &cap, scratch, biggest) ||
-            !depth_ok(st, st->root[t], 0)) {
-            err = cml_diag_set(diag, CML_ERR_FORMAT, "tree %zu of the member is malformed", t);
+    size_t k = 0;
+    for (int32_t t = u.v[trees].first, g = u.v[info].first; t >= 0 && g >= 0;
+         t = u.v[t].next, g = u.v[g].next, k++) {
+        double group = u.v[g].num;
+        st->root[k] = (uint32_t)st->n_nodes;
+        if (u.v[g].type != 'N' || !(group >= 0 && group < st->n_out) || group != floor(group)) {
+            err = cml_diag_set(diag, CML_ERR_FORMAT, "tree %zu of the member has no class", k);
             goto done;
         }
-        st->group[t] = (uint32_t)g;
+        st->group[k] = (uint32_t)group;
+        if ((err = add_tree(st, &u, t, &cap, scratch, biggest)) != CML_OK) {
+            if (err == CML_ERR_FORMAT)
+                cml_diag_set(diag, err, "tree %zu of the member is malformed", k);
+            goto done;
+        }
     }
 done:
-    json_object_put(root);
-    if (tok != NULL)
-        json_tokener_free(tok);
+    ubj_release(&u);
     cml_free(scratch);
     return err;
 }
 
 /*
- * Compares the flattened trees with the booster's own margins on seeded
- * probe rows (the empty row, then rows of random values). CML_ERR_FORMAT
- * when they differ, which would mean the trees were not read as XGBoost
- * reads them.
+ * Compares the flattened trees with the booster's own margins on the first
+ * training rows (sub) and on seeded probe rows (the empty row, then rows of
+ * random values). CML_ERR_TRAIN when they differ, which would mean the trees
+ * were not read as XGBoost reads them.
  */
-static cml_err verify(BoosterHandle b, const xgb_state *st, cml_diag *diag) {
+static cml_err verify(BoosterHandle b, const xgb_state *st, const cml_csr *sub, cml_diag *diag) {
     cml_err err = CML_OK;
     uint32_t d = st->sel.n_sel;
-    float *dense = cml_malloc((size_t)PROBE_ROWS * d * sizeof(float));
+    size_t real = sub->n_rows < VERIFY_ROWS ? sub->n_rows : VERIFY_ROWS, rows = real + PROBE_ROWS;
+    float *dense = cml_malloc(rows * d * sizeof(float));
     DMatrixHandle dm = NULL;
     bst_ulong len = 0;
     const float *res = NULL;
@@ -415,25 +689,28 @@ static cml_err verify(BoosterHandle b, const xgb_state *st, cml_diag *diag) {
         goto done;
     }
     cml_rng rng = {.state = 0x70726f6265ull};
-    for (size_t i = 0; i < (size_t)PROBE_ROWS * d; i++) {
+    for (size_t i = 0; i < rows * d; i++) {
         uint64_t r = cml_rng_next(&rng);
-        /* Row 0 is empty; the others have about a third of their columns set. */
-        dense[i] = i >= d && r % 3 == 0 ? (float)((r >> 11) % 1000) / 800.0f : NAN;
+        /* Probe row 0 is empty; the others have about a third of their columns set. */
+        dense[i] = i >= (real + 1) * d && r % 3 == 0 ? (float)((r >> 11) % 1000) / 800.0f : NAN;
     }
-    if (XGDMatrixCreateFromMat(dense, PROBE_ROWS, d, NAN, &dm) != 0 ||
+    for (size_t i = 0; i < real; i++)
+        for (size_t e = sub->indptr[i]; e < sub->indptr[i + 1]; e++)
+            dense[i * d + (size_t)sub->indices[e]] = sub->values[e];
+    if (XGDMatrixCreateFromMat(dense, rows, d, NAN, &dm) != 0 ||
         XGBoosterPredict(b, dm, 1, 0, 0, &len, &res) != 0 || res == NULL ||
-        len != (bst_ulong)PROBE_ROWS * st->n_out) {
-        err = xgb_fail(diag, CML_ERR_FORMAT, "cannot predict with the member's model");
+        len != (bst_ulong)rows * st->n_out) {
+        err = xgb_fail(diag, CML_ERR_TRAIN, "cannot predict with the trained model");
         goto done;
     }
-    for (size_t i = 0; i < PROBE_ROWS; i++) {
+    for (size_t i = 0; i < rows; i++) {
         margins(st, dense + i * d, m);
         for (uint32_t g = 0; g < st->n_out; g++) {
             float want = res[i * st->n_out + g];
             if (!(fabsf(m[g] - want) <= 1e-5f * (1.0f + fabsf(want)))) {
-                err = cml_diag_set(diag, CML_ERR_FORMAT,
-                                   "tree member evaluates to %g where XGBoost gives %g", (double)m[g],
-                                   (double)want);
+                err = cml_diag_set(diag, CML_ERR_TRAIN,
+                                   "tree member evaluates to %g where XGBoost gives %g",
+                                   (double)m[g], (double)want);
                 goto done;
             }
         }
@@ -445,43 +722,16 @@ done:
     return err;
 }
 
-/*
- * Builds the state's trees from st->model: loads it into a temporary
- * booster, flattens and verifies it. CML_ERR_FORMAT when the bytes are not a
- * model fitting the state.
- */
-static cml_err compile_model(xgb_state *st, cml_diag *diag) {
-    cml_err err = CML_OK;
-    BoosterHandle b = NULL;
-    st->n_out = st->n_labels == 2 ? 1 : st->n_labels;
-    if (XGBoosterCreate(NULL, 0, &b) != 0) {
-        err = xgb_fail(diag, CML_ERR_INTERNAL, "could not create a booster");
-        goto done;
-    }
-    if (XGBoosterLoadModelFromBuffer(b, st->model, st->model_len) != 0) {
-        err = xgb_fail(diag, CML_ERR_FORMAT, "could not load the member's model");
-        goto done;
-    }
-    if (XGBoosterSetParam(b, "nthread", "1") != 0 || XGBoosterSetParam(b, "verbosity", "0") != 0) {
-        err = xgb_fail(diag, CML_ERR_INTERNAL, "refused a parameter");
-        goto done;
-    }
-    if ((err = flatten(b, st, diag)) != CML_OK || (err = verify(b, st, diag)) != CML_OK)
-        goto done;
-done:
-    if (b != NULL)
-        XGBoosterFree(b);
-    return err;
-}
-
 /* --- training ------------------------------------------------------------ */
 
+/* Sets one booster parameter; CML_ERR_TRAIN with XGBoost's reason when refused. */
 static cml_err set_param(BoosterHandle b, const char *key, const char *value, cml_diag *diag) {
     if (XGBoosterSetParam(b, key, value) != 0)
         return xgb_fail(diag, CML_ERR_TRAIN, "refused a parameter");
     return CML_OK;
 }
 
+/* set_param with a number written exactly. */
 static cml_err set_param_num(BoosterHandle b, const char *key, double value, cml_diag *diag) {
     char text[40];
     snprintf(text, sizeof text, "%.17g", value);
@@ -503,8 +753,8 @@ static cml_err configure(BoosterHandle b, xgb_flavour flavour, const cml_train_s
     /* Hessian of one unit-weight row at the uniform prior. */
     double h0 = L == 2 ? 0.25 : 2.0 * (double)(L - 1) / ((double)L * (double)L);
     cml_err err;
-    if (depth > 16)
-        depth = 16;
+    if (depth > 32)
+        depth = 32;
     if ((err = set_param(b, "verbosity", "0", diag)) != CML_OK ||
         (err = set_param(b, "tree_method", "hist", diag)) != CML_OK ||
         (err = set_param(b, "max_bin", MAX_BIN, diag)) != CML_OK ||
@@ -614,12 +864,11 @@ static cml_err xgb_train(xgb_flavour flavour, const cml_train_set *ts, const cml
     }
     memcpy(st->model, raw, len);
     st->model_len = len;
-    XGBoosterFree(b);
-    b = NULL;
-    XGDMatrixFree(dm);
-    dm = NULL;
-    /* The same path as loading a file: what we predict with is what we save. */
-    if ((err = compile_model(st, diag)) != CML_OK) {
+    /*
+     * The same path as loading a file (what we predict with is what we save),
+     * then checked against the booster's own predictions.
+     */
+    if ((err = compile_model(st, diag)) != CML_OK || (err = verify(b, st, &sub, diag)) != CML_OK) {
         if (err == CML_ERR_FORMAT)
             err = CML_ERR_TRAIN;
         goto done;
@@ -638,11 +887,13 @@ done:
     return err;
 }
 
+/* Trains boosted trees; *out as xgb_train. */
 static cml_err boost_train(const cml_train_set *ts, const cml_member_params *p, void **out,
                            cml_diag *diag) {
     return xgb_train(XGB_BOOST, ts, p, out, diag);
 }
 
+/* Trains a random forest; *out as xgb_train. */
 static cml_err forest_train(const cml_train_set *ts, const cml_member_params *p, void **out,
                             cml_diag *diag) {
     return xgb_train(XGB_FOREST, ts, p, out, diag);
@@ -743,11 +994,13 @@ done:
     return err;
 }
 
+/* Boosted trees from a payload; *out as xgb_deserialize. */
 static cml_err boost_deserialize(const uint8_t *p, size_t len, size_t nl, size_t nc, void **out,
                                  cml_diag *diag) {
     return xgb_deserialize(XGB_BOOST, p, len, nl, nc, out, diag);
 }
 
+/* A random forest from a payload; *out as xgb_deserialize. */
 static cml_err forest_deserialize(const uint8_t *p, size_t len, size_t nl, size_t nc, void **out,
                                   cml_diag *diag) {
     return xgb_deserialize(XGB_FOREST, p, len, nl, nc, out, diag);
