@@ -36,8 +36,9 @@ cml_err cml_catalog_add_history(cml_state *st, const cml_model *m, const char *t
     return cml_state_add_history(st, &h);
 }
 
-cml_err cml_catalog_prune(cml_state *st, const char *cache_dir, cml_model_type type,
-                          size_t retain) {
+/* Prunes as cml_catalog_prune, sparing `spare` too (NULL or "": nothing more). */
+static cml_err prune_sparing(cml_state *st, const char *cache_dir, cml_model_type type,
+                             size_t retain, const char *spare) {
     const char *name = cml_model_type_name(type);
     char(*versions)[CML_VERSION_MAX] = NULL, latest[CML_VERSION_MAX] = "";
     size_t n = 0;
@@ -51,13 +52,19 @@ cml_err cml_catalog_prune(cml_state *st, const char *cache_dir, cml_model_type t
         return err;
     /* Newest first: everything past `retain` goes, but never the pinned or latest version. */
     for (size_t i = retain; i < n; i++) {
-        if (!strcmp(versions[i], pinned) || !strcmp(versions[i], latest))
+        if (!strcmp(versions[i], pinned) || !strcmp(versions[i], latest) ||
+            (spare && !strcmp(versions[i], spare)))
             continue;
         cml_local_store_remove(cache_dir, name, versions[i]);
         cml_state_delete_model(st, name, versions[i]);
     }
     cml_free(versions);
     return CML_OK;
+}
+
+cml_err cml_catalog_prune(cml_state *st, const char *cache_dir, cml_model_type type,
+                          size_t retain) {
+    return prune_sparing(st, cache_dir, type, retain, NULL);
 }
 
 cml_err cml_catalog_publish(cml_state *st, const char *cache_dir, const cml_model *m,
@@ -71,11 +78,13 @@ cml_err cml_catalog_publish(cml_state *st, const char *cache_dir, const cml_mode
     if ((err = cml_local_store_point_latest(cache_dir, name, m->version, diag)) != CML_OK)
         return err;
     cml_selection sel;
+    /* The version pinned until now (a rollback) served until this moment: it stays in the cache
+     * through this prune, so that the admin can roll back to it again. */
+    char was_pinned[CML_VERSION_MAX] = "";
     if (cml_state_get_selection(st, &sel) == CML_OK) {
-        if (m->type == CML_MODEL_CLASSIC)
-            sel.classic_version[0] = '\0';
-        else
-            sel.ensemble_version[0] = '\0';
+        char *pin = m->type == CML_MODEL_CLASSIC ? sel.classic_version : sel.ensemble_version;
+        snprintf(was_pinned, sizeof was_pinned, "%s", pin);
+        pin[0] = '\0';
         err = cml_state_set_selection(st, &sel);
     } else {
         err = cml_state_touch(st);
@@ -84,5 +93,5 @@ cml_err cml_catalog_publish(cml_state *st, const char *cache_dir, const cml_mode
     }
     if (err != CML_OK)
         return cml_diag_set(diag, err, "cannot publish the new model to the workers");
-    return cml_catalog_prune(st, cache_dir, m->type, retain);
+    return prune_sparing(st, cache_dir, m->type, retain, was_pinned);
 }

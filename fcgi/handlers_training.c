@@ -1,6 +1,7 @@
 /* Retraining, job status, evaluation, history and the ensemble/classic comparison. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -106,6 +107,33 @@ static bool bool_field(http_req *r, json_object *body, const char *key, bool *ou
     }
     *out = json_object_get_boolean(v);
     return true;
+}
+
+/*
+ * Removes the data files in jobs/ of jobs that have ended. Each job's watcher removes its own
+ * file, but only if its worker outlives the trainer: a worker stopped or killed while (or just
+ * after) its job ran leaves the file behind. A file whose task has no job row yet belongs to a
+ * request still on its way to starting (or refusing) its job, and is left alone.
+ */
+static void sweep_job_data(service *svc, const char *dir, const char *own_task) {
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char task[40], path[4400];
+        size_t n = strlen(e->d_name);
+        if (n <= 4 || n - 4 >= sizeof task || strcmp(e->d_name + n - 4, ".csv") != 0)
+            continue;
+        snprintf(task, sizeof task, "%.*s", (int)(n - 4), e->d_name);
+        cml_job job;
+        if (strcmp(task, own_task) == 0 || cml_state_job_get(svc->state, task, &job) != CML_OK ||
+            strcmp(job.status, "running") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
 }
 
 handler_result handle_retrain(service *svc, http_req *r, const char *param) {
@@ -266,6 +294,7 @@ handler_result handle_retrain(service *svc, http_req *r, const char *param) {
                         NULL);
         goto done;
     }
+    sweep_job_data(svc, dir, task_id);
     cml_history_entry *hist = NULL;
     size_t nh = 0;
     double estimate = type == CML_MODEL_ENSEMBLE ? 15.0 : 5.0;

@@ -16,6 +16,7 @@
 
 #include "blob_store.h"
 #include "cml_alloc.h"
+#include "dataset.h"
 #include "local_store.h"
 #include "model_catalog.h"
 #include "model_file.h"
@@ -28,6 +29,10 @@ typedef struct storage {
     char pointer_etag[3][CML_BLOB_ETAG_MAX];
     char active_etag[CML_BLOB_ETAG_MAX];
     bool store_had_model[3];
+    /* The last download of a type's pointer was refused; refused_etag is that blob's ETag once
+       known, so that an unchanged corrupt pointer costs one HEAD a round, not a download. */
+    bool refused[3];
+    char refused_etag[3][CML_BLOB_ETAG_MAX];
     int lock_fd; /* the instance-wide sync lock, held by the leading worker */
     bool leader;
     pthread_t thread;
@@ -106,6 +111,11 @@ static cml_err open_store(service *svc, cml_diag *diag) {
     o.classic_pointer = svc->cfg.classic_latest_blob;
     if (svc->cfg.azure_ca_path[0])
         o.client.ca_path = svc->cfg.azure_ca_path;
+    /* On App Service, a connection string without a key or SAS means the managed identity. */
+    const char *cs = svc->cfg.azure_connection_string;
+    o.client.use_managed_identity = getenv("IDENTITY_ENDPOINT") != NULL &&
+                                    strstr(cs, "AccountKey=") == NULL &&
+                                    strstr(cs, "SharedAccessSignature=") == NULL;
     o.client.log = blob_log;
     return cml_blob_store_open(&o, &S.store, diag);
 }
@@ -148,9 +158,34 @@ static void record_download(service *svc, const cml_blob_sync_result *res) {
     cml_log(CML_LOG_INFO, "model_downloaded", "model", name, "version", res->version, NULL);
 }
 
+/*
+ * After a refused download: the pointer's ETag now, into etag. True when the pointer is still
+ * the blob refused (nothing to do this round); *err is the HEAD's outcome.
+ */
+static bool still_refused(cml_model_type t, char etag[CML_BLOB_ETAG_MAX], cml_err *err,
+                          cml_diag *diag) {
+    cml_blob_props p = {0};
+    *err = cml_blob_head(cml_blob_store_client(S.store), cml_blob_store_container(S.store),
+                         cml_blob_store_pointer(S.store, t), &p, diag);
+    if (*err == CML_OK)
+        snprintf(etag, CML_BLOB_ETAG_MAX, "%s", p.etag);
+    cml_blob_props_release(&p);
+    return *err == CML_OK && S.refused_etag[t][0] && strcmp(etag, S.refused_etag[t]) == 0;
+}
+
 /* One type: bring the store's latest into the cache. True when storage answered. */
 static bool pull_type(service *svc, cml_model_type t, bool *changed, cml_diag *diag) {
     cml_blob_sync_result res;
+    char head_etag[CML_BLOB_ETAG_MAX] = "";
+    if (S.refused[t]) {
+        /* ETags never repeat: a pointer with the ETag seen just before a refused download is
+           still that blob, even if it moved in between (then its new ETag differs). */
+        cml_err herr;
+        if (still_refused(t, head_etag, &herr, diag))
+            return true;
+        if (herr != CML_OK && herr != CML_ERR_NOT_FOUND)
+            return false;
+    }
     memset(&res, 0, sizeof res);
     cml_err err =
         cml_blob_store_ensure_local(S.store, t, svc->cfg.model_cache_dir,
@@ -158,6 +193,8 @@ static bool pull_type(service *svc, cml_model_type t, bool *changed, cml_diag *d
     bool answered = err == CML_OK || err == CML_ERR_CHECKSUM || err == CML_ERR_FORMAT ||
                     err == CML_ERR_INVALID || err == CML_ERR_VERSION;
     if (err == CML_OK) {
+        S.refused[t] = false;
+        S.refused_etag[t][0] = '\0';
         snprintf(S.pointer_etag[t], sizeof S.pointer_etag[t], "%s", res.etag);
         S.store_had_model[t] = res.status != CML_BLOB_SYNC_NO_MODEL;
         if (res.status == CML_BLOB_SYNC_DOWNLOADED) {
@@ -171,6 +208,8 @@ static bool pull_type(service *svc, cml_model_type t, bool *changed, cml_diag *d
         cml_log(CML_LOG_ERROR, "blob_model_refused", "model", cml_model_type_name(t), "reason",
                 diag->msg, NULL);
         S.store_had_model[t] = true;
+        S.refused[t] = true;
+        snprintf(S.refused_etag[t], sizeof S.refused_etag[t], "%s", head_etag);
     }
     cml_blob_sync_result_release(&res);
     return answered;
@@ -243,40 +282,56 @@ static bool sync_selection(service *svc, bool startup, cml_diag *diag) {
     return true;
 }
 
+/*
+ * Publishes a type the store lacks from the cache (race-safe between instances), with the data
+ * it was trained on; when another instance published first, its model is adopted (*changed).
+ * CML_ERR_NOT_FOUND when the cache has no model of the type. Caller holds S.lock.
+ */
+static cml_err publish_type(service *svc, cml_model_type t, bool *changed, cml_diag *d) {
+    cml_blob_publish_result res;
+    memset(&res, 0, sizeof res);
+    cml_err err =
+        cml_blob_store_publish_if_absent(S.store, t, svc->cfg.model_cache_dir, NULL, &res, d);
+    if (err != CML_OK)
+        return err;
+    snprintf(S.pointer_etag[t], sizeof S.pointer_etag[t], "%s", res.pointer_etag);
+    S.store_had_model[t] = true;
+    cml_log(CML_LOG_INFO, res.adopted ? "model_adopted" : "model_published", "model",
+            cml_model_type_name(t), "version", res.version, NULL);
+    if (res.adopted) {
+        char path[4096];
+        cml_model *m = NULL;
+        cml_local_store_path(svc->cfg.model_cache_dir, cml_model_type_name(t), res.version, path,
+                             sizeof path);
+        if (cml_model_load(path, &m, d) == CML_OK)
+            cml_catalog_record(svc->state, m, true, true);
+        cml_model_release(m);
+        *changed = true;
+    } else {
+        /* The data the published model was trained on, with its row count. */
+        cml_dataset *ds = NULL;
+        cml_diag rd = {{0}};
+        size_t rows = 0;
+        if (cml_csv_read_file(svc->cfg.training_data, NULL, &ds, &rd) == CML_OK)
+            rows = ds->n;
+        cml_dataset_free(ds);
+        cml_blob_store_put_training_data(S.store, svc->cfg.training_data, rows, NULL, d);
+    }
+    return CML_OK;
+}
+
 void storage_publish_and_adopt(service *svc) {
     if (!svc->cfg.use_azure_storage)
         return;
     pthread_mutex_lock(&S.lock);
     cml_diag d = {{0}};
-    bool ok = ensure_open(svc, &d);
+    bool ok = ensure_open(svc, &d), changed = false;
     for (size_t i = 0; ok && i < 2; i++) {
         cml_model_type t = types[i];
         if (!service_type_available(t) || S.store_had_model[t])
             continue;
-        cml_blob_publish_result res;
-        memset(&res, 0, sizeof res);
-        cml_err err =
-            cml_blob_store_publish_if_absent(S.store, t, svc->cfg.model_cache_dir, NULL, &res, &d);
-        if (err == CML_OK) {
-            snprintf(S.pointer_etag[t], sizeof S.pointer_etag[t], "%s", res.pointer_etag);
-            S.store_had_model[t] = true;
-            cml_log(CML_LOG_INFO, res.adopted ? "model_adopted" : "model_published", "model",
-                    cml_model_type_name(t), "version", res.version, NULL);
-            if (res.adopted) {
-                char path[4096];
-                cml_model *m = NULL;
-                cml_local_store_path(svc->cfg.model_cache_dir, cml_model_type_name(t), res.version,
-                                     path, sizeof path);
-                if (cml_model_load(path, &m, &d) == CML_OK)
-                    cml_catalog_record(svc->state, m, true, true);
-                cml_model_release(m);
-            } else {
-                /* The data the published model was trained on. */
-                cml_blob_store_put_training_data(S.store, svc->cfg.training_data, 0, NULL, &d);
-            }
-        } else if (err != CML_ERR_NOT_FOUND) {
-            ok = false;
-        }
+        cml_err err = publish_type(svc, t, &changed, &d);
+        ok = err == CML_OK || err == CML_ERR_NOT_FOUND;
     }
     if (ok)
         ok = sync_selection(svc, true, &d);
@@ -371,11 +426,8 @@ static void sync_round(service *svc) {
         ok = pull_type(svc, t, &changed, &d);
         if (ok && !S.store_had_model[t]) {
             /* The store lost its model, or this instance started while it was down. */
-            cml_blob_publish_result res;
-            memset(&res, 0, sizeof res);
-            if (cml_blob_store_publish_if_absent(S.store, t, svc->cfg.model_cache_dir, NULL, &res,
-                                                 &d) == CML_OK)
-                snprintf(S.pointer_etag[t], sizeof S.pointer_etag[t], "%s", res.pointer_etag);
+            cml_diag pd = {{0}};
+            publish_type(svc, t, &changed, &pd);
         }
     }
     if (ok)

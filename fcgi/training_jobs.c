@@ -122,6 +122,11 @@ cml_err training_job_spawn(service *svc, const char *task_id, const char *model_
                         .rlim_max = (rlim_t)svc->cfg.training_memory_mb << 20};
     struct rlimit cpu = {.rlim_cur = (rlim_t)svc->cfg.training_timeout * 4,
                          .rlim_max = (rlim_t)svc->cfg.training_timeout * 4 + 5};
+    /* The child waits at this gate until its pid and "starting" are recorded: else that record
+     * could land after the trainer's own first progress report and undo it. */
+    int gate[2] = {-1, -1};
+    if (pipe2(gate, O_CLOEXEC) != 0)
+        gate[0] = gate[1] = -1;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -141,15 +146,29 @@ cml_err training_job_spawn(service *svc, const char *task_id, const char *model_
             dup2(devnull, STDIN_FILENO);
             close(devnull);
         }
+        if (gate[0] >= 0) {
+            char c;
+            close(gate[1]);
+            while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+                ;
+        }
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
+    int fork_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (gate[0] >= 0)
+        close(gate[0]);
     if (pid < 0) {
+        if (gate[1] >= 0)
+            close(gate[1]);
         cml_free(w);
-        return cml_diag_set(diag, CML_ERR_TRAIN, "cannot start the trainer: %s", strerror(errno));
+        return cml_diag_set(diag, CML_ERR_TRAIN, "cannot start the trainer: %s",
+                            strerror(fork_errno));
     }
     cml_state_job_progress(svc->state, task_id, 0.0, "starting", (int64_t)pid);
+    if (gate[1] >= 0)
+        close(gate[1]); /* opens the gate */
     w->svc = svc;
     w->pid = pid;
     snprintf(w->task_id, sizeof w->task_id, "%s", task_id);

@@ -11,6 +11,7 @@
 #   cml_stack_start apache supervised 2 "$state"               # ... -- cultivate-ml-fcgi --workers 2
 #   ... $CML_BASE_URL, $CML_FCGI_LOG, $CML_SUPERVISOR_PID, $CML_WORKER_PIDS ...
 #   cml_stack_stop                        # SIGTERM, waits (10 s at most); $CML_STOP_SECONDS
+#   cml_stack_save A ... cml_stack_use A  # several stacks at once: keep and restore the current one
 #
 # Every process started here carries CML_STACK_TAG=<tag of this run>.<stack> in its
 # environment; stopping and the final clean-up find them by that tag (and only by it), so
@@ -378,6 +379,26 @@ cml_stack_stop() {
     CML_STACK_TAG=
     cml_log "stack stopped ${CML_STOP_SECONDS} s after SIGTERM"
     return $rc
+}
+
+# Several stacks at once: cml_stack_start sets the current stack's variables; cml_stack_save
+# NAME keeps them under NAME (an identifier), and cml_stack_use NAME makes that stack current
+# again (for cml_stack_stop, $CML_BASE_URL, $CML_FCGI_LOG, ...).
+CML_STACK_VARS="CML_STACK_TAG CML_BASE_URL CML_PORT CML_RUN_DIR CML_FCGI_LOG CML_FRONT_PID
+    CML_WORKER_PIDS CML_SUPERVISOR_PID CML_STATE_DIR"
+cml_stack_save() {
+    local v
+    for v in $CML_STACK_VARS; do
+        printf -v "CML_SAVED_${1}_$v" '%s' "${!v:-}"
+    done
+}
+cml_stack_use() {
+    local v s
+    for v in $CML_STACK_VARS; do
+        s="CML_SAVED_${1}_$v"
+        printf -v "$v" '%s' "${!s:-}"
+    done
+    export CML_BASE_URL CML_FCGI_LOG CML_SUPERVISOR_PID CML_WORKER_PIDS CML_STATE_DIR
 }
 
 # Runs the Check client (tests/integration/test_service) on the current stack with the named
