@@ -233,10 +233,11 @@ typedef struct job_progress {
 
 static void job_progress_update(void *ctx, double fraction, const char *step) {
     job_progress *j = ctx;
-    if (strcmp(step, j->last_step) == 0)
+    /* Training ends at 98 %: publishing follows, and only the finished job shows 100 %. */
+    if (strcmp(step, j->last_step) == 0 || strcmp(step, "done") == 0)
         return;
     snprintf(j->last_step, sizeof j->last_step, "%s", step);
-    cml_state_job_progress(j->state, j->task_id, fraction * 100.0, step, (int64_t)getpid());
+    cml_state_job_progress(j->state, j->task_id, fraction * 98.0, step, (int64_t)getpid());
 }
 
 /* ---- blob storage: upload, download, list, train --upload ----------------------------- */
@@ -384,6 +385,9 @@ static int cmd_train(int argc, char **argv) {
     if (err == CML_OK && a.job != NULL) {
         cml_state_job_progress(jp.state, a.job, 99.0, "publishing", (int64_t)getpid());
         err = cml_catalog_publish(jp.state, out, m, a.job, (size_t)a.retain, &diag);
+        /* A version that could not be published is not left behind as if it were one. */
+        if (err != CML_OK)
+            cml_local_store_remove(out, cml_model_type_name(type), m->version);
     }
     if (a.job != NULL) {
         cml_state_job_finish(jp.state, a.job, err == CML_OK ? "completed" : "failed",

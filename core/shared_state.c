@@ -577,16 +577,20 @@ cml_err cml_state_jobs_reap(cml_state *st, bool (*alive)(int64_t pid)) {
     int64_t pids[16];
     size_t n = 0;
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = prep(st, "SELECT task_id, pid FROM training_jobs WHERE status = 'running'");
+    int64_t started[16];
+    sqlite3_stmt *s =
+        prep(st, "SELECT task_id, pid, start_time FROM training_jobs WHERE status = 'running'");
     while (s && n < 16 && sqlite3_step(s) == SQLITE_ROW) {
         copy_col(ids[n], sizeof ids[n], s, 0);
         pids[n] = sqlite3_column_int64(s, 1);
+        started[n] = sqlite3_column_int64(s, 2);
         n++;
     }
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
+    /* A job not yet given its pid is being started right now: only an old one is stale. */
     for (size_t i = 0; i < n; i++)
-        if (pids[i] <= 0 || !alive(pids[i]))
+        if ((pids[i] <= 0 && time(NULL) - started[i] > 60) || (pids[i] > 0 && !alive(pids[i])))
             cml_state_job_finish(st, ids[i], "failed",
                                  "the training process ended without reporting (crash or restart)",
                                  NULL);

@@ -116,7 +116,6 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    json_c_set_serialization_double_format("%.6g", JSON_C_OPTION_GLOBAL);
     if (FCGX_Init() != 0) {
         fprintf(stderr, "cultivate-ml-fcgi: FastCGI initialisation failed\n");
         return EXIT_FAILURE;

@@ -184,7 +184,7 @@ cml_prepare_models() {
     mkdir -p "$dir"
     t0=$(cml_now)
     CML_V1=$(cml_train "$dir" classic --seed 11) || cml_fail "training the first classic model"
-    # Versions are UTC seconds: a second model in the same second would replace the first.
+    # Versions are UTC milliseconds; trainings are still kept apart in time for clarity.
     CML_V2=$CML_V1
     for _ in 1 2 3 4 5; do
         [ "$CML_V2" != "$CML_V1" ] && break
