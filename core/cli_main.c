@@ -386,7 +386,9 @@ static int cmd_train(int argc, char **argv) {
         cml_state_job_progress(jp.state, a.job, 99.0, "publishing", (int64_t)getpid());
         err = cml_catalog_publish(jp.state, out, m, a.job, (size_t)a.retain, &diag);
         /* A version that could not be published is not left behind as if it were one. */
-        if (err != CML_OK)
+        char latest[CML_VERSION_MAX] = "";
+        cml_local_store_latest(out, cml_model_type_name(type), latest);
+        if (err != CML_OK && strcmp(latest, m->version) != 0)
             cml_local_store_remove(out, cml_model_type_name(type), m->version);
     }
     if (a.job != NULL) {
