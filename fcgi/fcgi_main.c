@@ -39,6 +39,7 @@ static void *worker(void *arg) {
         FCGX_Finish_r(&req);
     }
     FCGX_Free(&req, 1);
+    handlers_thread_release();
     return NULL;
 }
 

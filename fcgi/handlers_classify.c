@@ -19,6 +19,11 @@ static cml_feature_scratch *scratch(void) {
     return thread_scratch;
 }
 
+void handlers_thread_release(void) {
+    cml_feature_scratch_free(thread_scratch);
+    thread_scratch = NULL;
+}
+
 static double now_ms_since(const struct timespec *t0) {
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -15,6 +15,9 @@ typedef handler_result (*route_handler)(service *svc, http_req *r, const char *p
 /* Serves one accepted FastCGI request from start to finish. */
 void router_serve(service *svc, FCGX_Request *fcgi);
 
+/* Frees what the handlers keep per request thread; called as a thread ends. */
+void handlers_thread_release(void);
+
 /* Handlers, by area. */
 handler_result handle_classify_v1(service *svc, http_req *r, const char *param);
 handler_result handle_classify_classic(service *svc, http_req *r, const char *param);

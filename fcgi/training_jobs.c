@@ -139,7 +139,11 @@ cml_err training_job_spawn(service *svc, const char *task_id, const char *model_
             signal(s, SIG_DFL);
         pthread_sigmask(SIG_SETMASK, &none, NULL);
         setpriority(PRIO_PROCESS, 0, 10);
-        setrlimit(RLIMIT_AS, &as);
+#ifndef HAVE_SANITIZERS
+        setrlimit(RLIMIT_AS, &as); /* AddressSanitizer's shadow memory would exceed any limit */
+#else
+        (void)as;
+#endif
         setrlimit(RLIMIT_CPU, &cpu);
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) {

@@ -144,11 +144,12 @@ START_TEST(test_featurizer_round_trip_and_corruption) {
     ck_assert_int_eq(cml_features_extract(g, s, t, strlen(t), &b), CML_OK);
     ck_assert_int_eq(b.n, n);
     ck_assert(b.val[n - 1] == first);
+    cml_featurizer_free(g);
     /* Truncated: refused. */
     ck_assert_int_ne(cml_featurizer_deserialize(buf, len - 5, &g, &d), CML_OK);
+    ck_assert_ptr_null(g);
     cml_feature_scratch_free(s);
     cml_featurizer_free(f);
-    cml_featurizer_free(g);
     free(buf);
     cml_dataset_free(ds);
 }
