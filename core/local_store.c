@@ -23,7 +23,8 @@ bool cml_version_valid(const char *v) {
               c == '.' || c == '_' || c == '-'))
             return false;
     }
-    return n < CML_VERSION_MAX;
+    /* "latest" names the pointer file TYPE_latest.model: never a version. */
+    return n < CML_VERSION_MAX && strcmp(v, "latest") != 0;
 }
 
 void cml_local_store_path(const char *dir, const char *type, const char *version, char *buf,

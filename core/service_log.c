@@ -74,13 +74,18 @@ void cml_log(cml_log_level level, const char *event, ...) {
     va_list ap;
     va_start(ap, event);
     const char *k;
-    while ((k = va_arg(ap, const char *)) != NULL && len < cap) {
+    while ((k = va_arg(ap, const char *)) != NULL) {
         const char *v = va_arg(ap, const char *);
+        size_t before = len;
         len = put_pair(buf, len, cap, k, v ? v : "", false);
+        /* A pair that did not fit is dropped whole (snprintf cut it mid-way), and so is the rest.
+         */
+        if (len >= cap - 1) {
+            len = before;
+            break;
+        }
     }
     va_end(ap);
-    if (len > cap)
-        len = cap;
     if (json_lines)
         buf[len++] = '}';
     buf[len++] = '\n';

@@ -1,0 +1,1158 @@
+/*
+ * The shared state (selection and its generation, models, feedback, training
+ * jobs, history, evaluations, status values), the local model store and the
+ * model catalog, each against a fresh directory under /tmp.
+ */
+#include "config.h"
+
+#include <ftw.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cml_alloc.h"
+#include "local_store.h"
+#include "model_catalog.h"
+#include "model_file.h"
+#include "shared_state.h"
+#include "trainer.h"
+#include "unit.h"
+
+static char tmp[64], state_dir[128], cache[128];
+
+static int remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static void setup(void) {
+    snprintf(tmp, sizeof tmp, "/tmp/cml-state-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    snprintf(state_dir, sizeof state_dir, "%s/state", tmp);
+    snprintf(cache, sizeof cache, "%s/cache", tmp);
+}
+
+static void teardown(void) { nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+static cml_state *open_state(void) {
+    cml_state *st = NULL;
+    cml_diag d = {{0}};
+    ck_assert_msg(cml_state_open(state_dir, &st, &d) == CML_OK, "open: %s", d.msg);
+    ck_assert_ptr_nonnull(st);
+    return st;
+}
+
+/* One integer from the state database, by SQL (for what the API does not read back). */
+static int64_t query_int(const char *sql) {
+    char path[256];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    snprintf(path, sizeof path, "%s/state.sqlite3", state_dir);
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static void touch(const char *dir, const char *name) {
+    char path[512];
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("x", f);
+    fclose(f);
+}
+
+static bool exists(const char *dir, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static void set_sel(cml_state *st, const char *active, const char *classic, const char *ensemble) {
+    cml_selection sel;
+    memset(&sel, 0, sizeof sel);
+    snprintf(sel.active_type, sizeof sel.active_type, "%s", active);
+    snprintf(sel.classic_version, sizeof sel.classic_version, "%s", classic);
+    snprintf(sel.ensemble_version, sizeof sel.ensemble_version, "%s", ensemble);
+    ck_assert_int_eq(cml_state_set_selection(st, &sel), CML_OK);
+}
+
+/* --- selection and generation ----------------------------------------------- */
+
+START_TEST(test_selection_absent_until_set) {
+    cml_state *st = open_state();
+    cml_selection sel;
+    ck_assert_int_eq(cml_state_get_selection(st, &sel), CML_ERR_NOT_FOUND);
+    ck_assert_int_eq(cml_state_touch(st), CML_ERR_NOT_FOUND);
+    ck_assert_uint_eq(cml_state_generation(st), 0);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_set_selection_bumps_generation) {
+    cml_state *st = open_state();
+    cml_selection sel, got;
+    memset(&sel, 0, sizeof sel);
+    strcpy(sel.active_type, "classic");
+    strcpy(sel.classic_version, "v1");
+    int64_t t0 = (int64_t)time(NULL);
+    ck_assert_int_eq(cml_state_set_selection(st, &sel), CML_OK);
+    ck_assert_uint_eq(sel.generation, 1);
+    ck_assert_uint_eq(cml_state_generation(st), 1);
+    ck_assert_int_eq(cml_state_get_selection(st, &got), CML_OK);
+    ck_assert_str_eq(got.active_type, "classic");
+    ck_assert_str_eq(got.classic_version, "v1");
+    ck_assert_str_eq(got.ensemble_version, "");
+    ck_assert_uint_eq(got.generation, 1);
+    ck_assert_int_ge(got.updated_at, t0);
+    ck_assert_int_le(got.updated_at, (int64_t)time(NULL));
+    strcpy(sel.active_type, "ensemble");
+    ck_assert_int_eq(cml_state_set_selection(st, &sel), CML_OK);
+    ck_assert_uint_eq(sel.generation, 2);
+    ck_assert_uint_eq(cml_state_generation(st), 2);
+    ck_assert_int_eq(cml_state_get_selection(st, &got), CML_OK);
+    ck_assert_str_eq(got.active_type, "ensemble");
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_generation_shared_between_handles) {
+    /* Two handles on one directory stand for two worker processes. */
+    cml_state *a = open_state(), *b = open_state();
+    set_sel(a, "classic", "", "");
+    ck_assert_uint_eq(cml_state_generation(b), 1);
+    cml_selection got;
+    ck_assert_int_eq(cml_state_get_selection(b, &got), CML_OK);
+    ck_assert_str_eq(got.active_type, "classic");
+    set_sel(b, "ensemble", "", "");
+    ck_assert_uint_eq(cml_state_generation(a), 2);
+    ck_assert_int_eq(cml_state_get_selection(a, &got), CML_OK);
+    ck_assert_str_eq(got.active_type, "ensemble");
+    cml_state_close(a);
+    cml_state_close(b);
+}
+END_TEST
+
+START_TEST(test_generation_never_goes_back) {
+    cml_state *st = open_state();
+    set_sel(st, "classic", "", "");
+    set_sel(st, "classic", "", "");
+    cml_state_close(st);
+    st = open_state();
+    ck_assert_uint_eq(cml_state_generation(st), 2);
+    cml_state_close(st);
+    /* Without the counter file (e.g. a new tmpfs), the stored generation still counts. */
+    char path[256];
+    snprintf(path, sizeof path, "%s/generation", state_dir);
+    ck_assert_int_eq(unlink(path), 0);
+    st = open_state();
+    ck_assert_uint_eq(cml_state_generation(st), 0);
+    cml_selection sel;
+    memset(&sel, 0, sizeof sel);
+    strcpy(sel.active_type, "classic");
+    ck_assert_int_eq(cml_state_set_selection(st, &sel), CML_OK);
+    ck_assert_uint_eq(sel.generation, 3);
+    ck_assert_uint_eq(cml_state_generation(st), 3);
+    cml_state_close(st);
+    /* Without the database (a new volume), the counter workers watch still counts. */
+    static const char *files[] = {"state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", state_dir, files[i]);
+        unlink(path);
+    }
+    st = open_state();
+    ck_assert_int_eq(cml_state_get_selection(st, &sel), CML_ERR_NOT_FOUND);
+    ck_assert_uint_eq(cml_state_generation(st), 3);
+    memset(&sel, 0, sizeof sel);
+    strcpy(sel.active_type, "classic");
+    ck_assert_int_eq(cml_state_set_selection(st, &sel), CML_OK);
+    ck_assert_uint_eq(sel.generation, 4);
+    ck_assert_uint_eq(cml_state_generation(st), 4);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_adopt_keeps_updated_at) {
+    cml_state *st = open_state();
+    cml_selection sel, got;
+    memset(&sel, 0, sizeof sel);
+    strcpy(sel.active_type, "ensemble");
+    strcpy(sel.ensemble_version, "e7");
+    sel.updated_at = 1700000000;
+    ck_assert_int_eq(cml_state_adopt_selection(st, &sel), CML_OK);
+    ck_assert_uint_eq(cml_state_generation(st), 1);
+    ck_assert_int_eq(cml_state_get_selection(st, &got), CML_OK);
+    ck_assert_int_eq(got.updated_at, 1700000000);
+    ck_assert_str_eq(got.ensemble_version, "e7");
+    /* No time given: now. */
+    sel.updated_at = 0;
+    int64_t t0 = (int64_t)time(NULL);
+    ck_assert_int_eq(cml_state_adopt_selection(st, &sel), CML_OK);
+    ck_assert_int_eq(cml_state_get_selection(st, &got), CML_OK);
+    ck_assert_int_ge(got.updated_at, t0);
+    ck_assert_uint_eq(got.generation, 2);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_set_selection_takes_new_time) {
+    cml_state *st = open_state();
+    cml_selection sel;
+    memset(&sel, 0, sizeof sel);
+    strcpy(sel.active_type, "classic");
+    sel.updated_at = 1700000000;
+    ck_assert_int_eq(cml_state_set_selection(st, &sel), CML_OK);
+    ck_assert_int_gt(sel.updated_at, 1700000000);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_init_selection_only_first_time) {
+    cml_state *st = open_state();
+    cml_selection sel;
+    ck_assert_int_eq(cml_state_init_selection(st, "classic", &sel), CML_OK);
+    ck_assert_str_eq(sel.active_type, "classic");
+    ck_assert_uint_eq(sel.generation, 1);
+    set_sel(st, "classic", "v3", "");
+    ck_assert_int_eq(cml_state_init_selection(st, "ensemble", &sel), CML_OK);
+    ck_assert_str_eq(sel.active_type, "classic");
+    ck_assert_str_eq(sel.classic_version, "v3");
+    ck_assert_uint_eq(sel.generation, 2);
+    ck_assert_uint_eq(cml_state_generation(st), 2); /* not bumped */
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_touch_bumps_generation_only) {
+    cml_state *st = open_state();
+    set_sel(st, "ensemble", "c1", "e1");
+    ck_assert_int_eq(cml_state_touch(st), CML_OK);
+    ck_assert_uint_eq(cml_state_generation(st), 2);
+    cml_selection got;
+    ck_assert_int_eq(cml_state_get_selection(st, &got), CML_OK);
+    ck_assert_str_eq(got.active_type, "ensemble");
+    ck_assert_str_eq(got.classic_version, "c1");
+    ck_assert_str_eq(got.ensemble_version, "e1");
+    ck_assert_uint_eq(got.generation, 2);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_open_refuses_unusable_dir) {
+    cml_state *st = (cml_state *)1;
+    cml_diag d = {{0}};
+    char bad[192];
+    touch(tmp, "plain");
+    snprintf(bad, sizeof bad, "%s/plain/state", tmp);
+    ck_assert_int_eq(cml_state_open(bad, &st, &d), CML_ERR_IO);
+    ck_assert_ptr_null(st);
+    ck_assert_msg(strstr(d.msg, bad) != NULL, "'%s' does not name %s", d.msg, bad);
+}
+END_TEST
+
+/* --- models ----------------------------------------------------------------- */
+
+static cml_model_record record(const char *type, const char *version, int64_t size, char *metrics,
+                               bool local, bool blob) {
+    cml_model_record r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.model_type, sizeof r.model_type, "%s", type);
+    snprintf(r.version, sizeof r.version, "%s", version);
+    r.created_at = 1700000000 + size;
+    r.size_bytes = size;
+    snprintf(r.sha256, sizeof r.sha256, "%064d", (int)size);
+    r.metrics_json = metrics;
+    r.local = local;
+    r.blob = blob;
+    return r;
+}
+
+START_TEST(test_models_listed_newest_first) {
+    cml_state *st = open_state();
+    static const char *versions[] = {"20260102T000000.000Z", "20260301T000000.000Z",
+                                     "20260201T000000.000Z"};
+    for (int i = 0; i < 3; i++) {
+        cml_model_record r = record("classic", versions[i], 10 + i, NULL, true, false);
+        ck_assert_int_eq(cml_state_upsert_model(st, &r), CML_OK);
+    }
+    cml_model_record e = record("ensemble", "20260401T000000.000Z", 99, "{\"f1\":1}", false, true);
+    ck_assert_int_eq(cml_state_upsert_model(st, &e), CML_OK);
+    cml_model_record *out;
+    size_t n;
+    ck_assert_int_eq(cml_state_list_models(st, "classic", &out, &n), CML_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(out[0].version, "20260301T000000.000Z");
+    ck_assert_str_eq(out[1].version, "20260201T000000.000Z");
+    ck_assert_str_eq(out[2].version, "20260102T000000.000Z");
+    ck_assert_int_eq(out[0].size_bytes, 11);
+    ck_assert_int_eq(out[0].created_at, 1700000011);
+    ck_assert(out[0].local && !out[0].blob);
+    ck_assert_ptr_null(out[0].metrics_json);
+    cml_model_records_free(out, n);
+    ck_assert_int_eq(cml_state_list_models(st, NULL, &out, &n), CML_OK);
+    ck_assert_uint_eq(n, 4);
+    cml_model_records_free(out, n);
+    ck_assert_int_eq(cml_state_list_models(st, "ensemble", &out, &n), CML_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(out[0].model_type, "ensemble");
+    ck_assert_str_eq(out[0].metrics_json, "{\"f1\":1}");
+    ck_assert_str_eq(out[0].sha256, e.sha256);
+    ck_assert(!out[0].local && out[0].blob);
+    cml_model_records_free(out, n);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_model_upsert_merges) {
+    cml_state *st = open_state();
+    cml_model_record r = record("classic", "v1", 10, "{\"a\":1}", true, false);
+    ck_assert_int_eq(cml_state_upsert_model(st, &r), CML_OK);
+    /* Seen in the blob store too, without metrics: both places, metrics kept. */
+    r = record("classic", "v1", 12, NULL, false, true);
+    ck_assert_int_eq(cml_state_upsert_model(st, &r), CML_OK);
+    cml_model_record *out;
+    size_t n;
+    ck_assert_int_eq(cml_state_list_models(st, "classic", &out, &n), CML_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert(out[0].local && out[0].blob);
+    ck_assert_str_eq(out[0].metrics_json, "{\"a\":1}");
+    ck_assert_int_eq(out[0].size_bytes, 12);
+    cml_model_records_free(out, n);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_model_delete) {
+    cml_state *st = open_state();
+    cml_model_record r = record("classic", "v1", 1, NULL, true, false);
+    ck_assert_int_eq(cml_state_upsert_model(st, &r), CML_OK);
+    r = record("classic", "v2", 2, NULL, true, false);
+    ck_assert_int_eq(cml_state_upsert_model(st, &r), CML_OK);
+    ck_assert_int_eq(cml_state_delete_model(st, "classic", "v1"), CML_OK);
+    ck_assert_int_eq(cml_state_delete_model(st, "classic", "nope"), CML_OK);
+    cml_model_record *out;
+    size_t n;
+    ck_assert_int_eq(cml_state_list_models(st, NULL, &out, &n), CML_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(out[0].version, "v2");
+    cml_model_records_free(out, n);
+    cml_state_close(st);
+}
+END_TEST
+
+/* --- feedback --------------------------------------------------------------- */
+
+static cml_feedback feedback(const char *text, const char *label) {
+    cml_feedback fb;
+    memset(&fb, 0, sizeof fb);
+    fb.text = text;
+    fb.correct_class = label;
+    fb.confidence = NAN;
+    return fb;
+}
+
+START_TEST(test_feedback_ids_and_total) {
+    cml_state *st = open_state();
+    int64_t id, total, last = 0;
+    static const char *labels[] = {"b", "a", "b"};
+    for (int i = 0; i < 3; i++) {
+        cml_feedback fb = feedback("some text", labels[i]);
+        ck_assert_int_eq(cml_state_add_feedback(st, &fb, &id, &total), CML_OK);
+        ck_assert_int_gt(id, last);
+        ck_assert_int_eq(total, i + 1);
+        last = id;
+    }
+    cml_state_close(st);
+}
+END_TEST
+
+typedef struct rows {
+    char text[4][32], label[4][8];
+    int n;
+} rows;
+
+static void collect(void *ctx, const char *text, const char *label) {
+    rows *r = ctx;
+    if (r->n < 4) {
+        snprintf(r->text[r->n], sizeof r->text[0], "%s", text);
+        snprintf(r->label[r->n], sizeof r->label[0], "%s", label);
+    }
+    r->n++;
+}
+
+START_TEST(test_feedback_each_oldest_first) {
+    cml_state *st = open_state();
+    int64_t id, total;
+    static const char *texts[] = {"first", "second", "third"};
+    static const char *labels[] = {"x", "y", "x"};
+    for (int i = 0; i < 3; i++) {
+        cml_feedback fb = feedback(texts[i], labels[i]);
+        ck_assert_int_eq(cml_state_add_feedback(st, &fb, &id, &total), CML_OK);
+    }
+    rows r = {.n = 0};
+    ck_assert_int_eq(cml_state_each_feedback(st, collect, &r), CML_OK);
+    ck_assert_int_eq(r.n, 3);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_str_eq(r.text[i], texts[i]);
+        ck_assert_str_eq(r.label[i], labels[i]);
+    }
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_feedback_counts) {
+    cml_state *st = open_state();
+    char *json = NULL;
+    ck_assert_int_eq(cml_state_feedback_counts(st, &json), CML_OK);
+    ck_assert_str_eq(json, "{}");
+    cml_free(json);
+    int64_t id, total;
+    static const char *labels[] = {"question", "not_question", "question"};
+    for (int i = 0; i < 3; i++) {
+        cml_feedback fb = feedback("t", labels[i]);
+        ck_assert_int_eq(cml_state_add_feedback(st, &fb, &id, &total), CML_OK);
+    }
+    ck_assert_int_eq(cml_state_feedback_counts(st, &json), CML_OK);
+    ck_assert_str_eq(json, "{\"not_question\":1,\"question\":2}");
+    cml_free(json);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_feedback_optional_fields) {
+    cml_state *st = open_state();
+    int64_t id, total;
+    cml_feedback fb = feedback("bare", "a");
+    ck_assert_int_eq(cml_state_add_feedback(st, &fb, &id, &total), CML_OK);
+    fb = feedback("full", "b");
+    fb.predicted_class = "a";
+    fb.confidence = 0.75;
+    fb.error_type = "false_positive";
+    fb.source = "api";
+    fb.scenario_id = 42;
+    fb.has_scenario = true;
+    ck_assert_int_eq(cml_state_add_feedback(st, &fb, &id, &total), CML_OK);
+    ck_assert_int_eq(query_int("SELECT COUNT(*) FROM feedback WHERE text = 'bare' AND confidence"
+                               " IS NULL AND scenario_id IS NULL AND predicted_class IS NULL"
+                               " AND error_type IS NULL AND source IS NULL"),
+                     1);
+    ck_assert_int_eq(query_int("SELECT COUNT(*) FROM feedback WHERE text = 'full' AND confidence"
+                               " = 0.75 AND scenario_id = 42 AND predicted_class = 'a' AND"
+                               " error_type = 'false_positive' AND source = 'api'"),
+                     1);
+    cml_state_close(st);
+}
+END_TEST
+
+/* --- training jobs ------------------------------------------------------------ */
+
+static cml_job job(const char *task_id, int64_t start_time, int64_t pid) {
+    cml_job j;
+    memset(&j, 0, sizeof j);
+    snprintf(j.task_id, sizeof j.task_id, "%s", task_id);
+    strcpy(j.model_type, "classic");
+    strcpy(j.current_task, "queued");
+    j.start_time = start_time;
+    j.pid = pid;
+    return j;
+}
+
+START_TEST(test_job_start_conflicts_while_running) {
+    cml_state *st = open_state();
+    int64_t now = (int64_t)time(NULL);
+    cml_job a = job("task-a", now, 0), b = job("task-b", now + 1, 0), got;
+    ck_assert_int_eq(cml_state_job_start(st, &a), CML_OK);
+    ck_assert_int_eq(cml_state_job_start(st, &b), CML_ERR_CONFLICT);
+    ck_assert_int_eq(cml_state_job_get(st, "task-b", &got), CML_ERR_NOT_FOUND);
+    ck_assert_int_eq(cml_state_job_get(st, "task-a", &got), CML_OK);
+    ck_assert_str_eq(got.status, "running");
+    ck_assert_str_eq(got.model_type, "classic");
+    ck_assert_str_eq(got.current_task, "queued");
+    ck_assert_int_eq(got.start_time, now);
+    ck_assert(got.progress == 0.0);
+    /* Once it ended, another may start. */
+    ck_assert_int_eq(cml_state_job_finish(st, "task-a", "failed", "stopped", NULL), CML_OK);
+    ck_assert_int_eq(cml_state_job_start(st, &b), CML_OK);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_job_progress) {
+    cml_state *st = open_state();
+    cml_job a = job("task-a", (int64_t)time(NULL), 0), got;
+    ck_assert_int_eq(cml_state_job_start(st, &a), CML_OK);
+    ck_assert_int_eq(cml_state_job_progress(st, "task-a", 40.5, "fitting", 1234), CML_OK);
+    ck_assert_int_eq(cml_state_job_get(st, "task-a", &got), CML_OK);
+    ck_assert_double_eq(got.progress, 40.5);
+    ck_assert_str_eq(got.current_task, "fitting");
+    ck_assert_int_eq(got.pid, 1234);
+    /* No pid given: the known one stays. */
+    ck_assert_int_eq(cml_state_job_progress(st, "task-a", 60, "scoring", 0), CML_OK);
+    ck_assert_int_eq(cml_state_job_get(st, "task-a", &got), CML_OK);
+    ck_assert_double_eq(got.progress, 60);
+    ck_assert_str_eq(got.current_task, "scoring");
+    ck_assert_int_eq(got.pid, 1234);
+    ck_assert_int_eq(cml_state_job_progress(st, "no-such-task", 10, "x", 0), CML_ERR_NOT_FOUND);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_job_finish_completed) {
+    cml_state *st = open_state();
+    cml_job a = job("task-a", (int64_t)time(NULL), 99), got;
+    ck_assert_int_eq(cml_state_job_start(st, &a), CML_OK);
+    ck_assert_int_eq(cml_state_job_progress(st, "task-a", 98, "publishing", 0), CML_OK);
+    int64_t t0 = (int64_t)time(NULL);
+    ck_assert_int_eq(cml_state_job_finish(st, "task-a", "completed", NULL, "20260101T000000.000Z"),
+                     CML_OK);
+    ck_assert_int_eq(cml_state_job_get(st, "task-a", &got), CML_OK);
+    ck_assert_str_eq(got.status, "completed");
+    ck_assert_double_eq(got.progress, 100);
+    ck_assert_str_eq(got.current_task, "done");
+    ck_assert_str_eq(got.version, "20260101T000000.000Z");
+    ck_assert_str_eq(got.error, "");
+    ck_assert_int_ge(got.finished_at, t0);
+    ck_assert_int_le(got.finished_at, (int64_t)time(NULL));
+    /* An ended job takes no more updates. */
+    ck_assert_int_eq(cml_state_job_progress(st, "task-a", 10, "again", 0), CML_ERR_NOT_FOUND);
+    ck_assert_int_eq(cml_state_job_finish(st, "task-a", "failed", "late", NULL), CML_ERR_NOT_FOUND);
+    ck_assert_int_eq(cml_state_job_get(st, "task-a", &got), CML_OK);
+    ck_assert_str_eq(got.status, "completed");
+    ck_assert_double_eq(got.progress, 100);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_job_finish_failed_keeps_progress) {
+    cml_state *st = open_state();
+    cml_job a = job("task-a", (int64_t)time(NULL), 99), got;
+    ck_assert_int_eq(cml_state_job_start(st, &a), CML_OK);
+    ck_assert_int_eq(cml_state_job_progress(st, "task-a", 30, "fitting", 0), CML_OK);
+    ck_assert_int_eq(cml_state_job_finish(st, "task-a", "failed", "out of memory", NULL), CML_OK);
+    ck_assert_int_eq(cml_state_job_get(st, "task-a", &got), CML_OK);
+    ck_assert_str_eq(got.status, "failed");
+    ck_assert_double_eq(got.progress, 30);
+    ck_assert_str_eq(got.current_task, "fitting");
+    ck_assert_str_eq(got.error, "out of memory");
+    ck_assert_str_eq(got.version, "");
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_job_latest) {
+    cml_state *st = open_state();
+    cml_job got;
+    ck_assert_int_eq(cml_state_job_latest(st, &got), CML_ERR_NOT_FOUND);
+    ck_assert_int_eq(cml_state_job_get(st, "task-a", &got), CML_ERR_NOT_FOUND);
+    int64_t now = (int64_t)time(NULL);
+    static const struct {
+        const char *id;
+        int64_t start;
+    } jobs[] = {{"task-b", 100}, {"task-a", 50}, {"task-c", 100}};
+    for (int i = 0; i < 3; i++) {
+        cml_job j = job(jobs[i].id, now - 1000 + jobs[i].start, 0);
+        ck_assert_int_eq(cml_state_job_start(st, &j), CML_OK);
+        ck_assert_int_eq(cml_state_job_latest(st, &got), CML_OK);
+        /* The latest start; on a tie, the one started last. */
+        ck_assert_str_eq(got.task_id, i == 0 ? "task-b" : i == 1 ? "task-b" : "task-c");
+        ck_assert_int_eq(cml_state_job_finish(st, jobs[i].id, "completed", NULL, "v"), CML_OK);
+    }
+    cml_state_close(st);
+}
+END_TEST
+
+static int alive_calls;
+static int64_t alive_pid;
+static bool alive_answer;
+
+static bool alive(int64_t pid) {
+    alive_calls++;
+    alive_pid = pid;
+    return alive_answer;
+}
+
+/* Starts one job, reaps with alive() answering `answer`, returns its status afterwards. */
+static void reap_one(int64_t age, int64_t pid, bool answer, cml_job *got) {
+    cml_state *st = open_state();
+    cml_job a = job("task-a", (int64_t)time(NULL) - age, pid);
+    ck_assert_int_eq(cml_state_job_start(st, &a), CML_OK);
+    alive_calls = 0;
+    alive_pid = 0;
+    alive_answer = answer;
+    ck_assert_int_eq(cml_state_jobs_reap(st, alive), CML_OK);
+    ck_assert_int_eq(cml_state_job_get(st, "task-a", got), CML_OK);
+    cml_state_close(st);
+}
+
+START_TEST(test_reap_job_of_dead_process) {
+    cml_job got;
+    reap_one(5, 4242, false, &got);
+    ck_assert_int_eq(alive_calls, 1);
+    ck_assert_int_eq(alive_pid, 4242);
+    ck_assert_str_eq(got.status, "failed");
+    ck_assert_ptr_nonnull(strstr(got.error, "ended without reporting"));
+    ck_assert_int_gt(got.finished_at, 0);
+}
+END_TEST
+
+START_TEST(test_reap_spares_live_process) {
+    cml_job got;
+    reap_one(5000, 4242, true, &got);
+    ck_assert_int_eq(alive_calls, 1);
+    ck_assert_str_eq(got.status, "running");
+}
+END_TEST
+
+START_TEST(test_reap_spares_job_just_started_without_pid) {
+    cml_job got;
+    reap_one(5, 0, false, &got);
+    ck_assert_int_eq(alive_calls, 0);
+    ck_assert_str_eq(got.status, "running");
+}
+END_TEST
+
+START_TEST(test_reap_old_job_without_pid) {
+    cml_job got;
+    reap_one(120, 0, true, &got);
+    ck_assert_int_eq(alive_calls, 0);
+    ck_assert_str_eq(got.status, "failed");
+}
+END_TEST
+
+/* --- history, evaluations, status ------------------------------------------- */
+
+START_TEST(test_history_limit_type_and_order) {
+    cml_state *st = open_state();
+    /* c1 e1 c2 c3 e2 c4 c5, in that order. */
+    static const char *order[] = {"c1", "e1", "c2", "c3", "e2", "c4", "c5"};
+    for (int i = 0; i < 7; i++) {
+        cml_history_entry h;
+        memset(&h, 0, sizeof h);
+        if (i != 0)
+            snprintf(h.task_id, sizeof h.task_id, "task-%d", i);
+        strcpy(h.model_type, order[i][0] == 'c' ? "classic" : "ensemble");
+        strcpy(h.version, order[i]);
+        h.timestamp = 1700000000 + i;
+        h.metrics_json = i == 0 ? NULL : "{\"f1\":0.9}";
+        h.training_time = 1.5 * i;
+        h.n_train = 100 + i;
+        h.n_test = 20 + i;
+        ck_assert_int_eq(cml_state_add_history(st, &h), CML_OK);
+    }
+    cml_history_entry *e;
+    size_t n;
+    ck_assert_int_eq(cml_state_list_history(st, "classic", 3, &e, &n), CML_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(e[0].version, "c3");
+    ck_assert_str_eq(e[1].version, "c4");
+    ck_assert_str_eq(e[2].version, "c5");
+    ck_assert_str_eq(e[2].task_id, "task-6");
+    ck_assert_int_eq(e[2].timestamp, 1700000006);
+    ck_assert_double_eq(e[2].training_time, 9.0);
+    ck_assert_int_eq(e[2].n_train, 106);
+    ck_assert_int_eq(e[2].n_test, 26);
+    ck_assert_str_eq(e[2].metrics_json, "{\"f1\":0.9}");
+    cml_history_free(e, n);
+    ck_assert_int_eq(cml_state_list_history(st, NULL, 0, &e, &n), CML_OK);
+    ck_assert_uint_eq(n, 7);
+    for (int i = 0; i < 7; i++)
+        ck_assert_str_eq(e[i].version, order[i]);
+    ck_assert_str_eq(e[0].task_id, ""); /* none given */
+    ck_assert_ptr_null(e[0].metrics_json);
+    cml_history_free(e, n);
+    ck_assert_int_eq(cml_state_list_history(st, "ensemble", 0, &e, &n), CML_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(e[0].version, "e1");
+    ck_assert_str_eq(e[1].version, "e2");
+    cml_history_free(e, n);
+    ck_assert_int_eq(cml_state_list_history(st, NULL, 2, &e, &n), CML_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(e[0].version, "c4");
+    ck_assert_str_eq(e[1].version, "c5");
+    cml_history_free(e, n);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_evaluation_stored) {
+    cml_state *st = open_state();
+    int64_t t0 = (int64_t)time(NULL);
+    ck_assert_int_eq(cml_state_add_evaluation(st, "classic", "v9", 321, "{\"accuracy\":0.5}"),
+                     CML_OK);
+    ck_assert_int_eq(cml_state_add_evaluation(st, "ensemble", "e1", 7, NULL), CML_OK);
+    ck_assert_int_eq(query_int("SELECT COUNT(*) FROM evaluations"), 2);
+    ck_assert_int_eq(query_int("SELECT n FROM evaluations WHERE model_type = 'classic' AND"
+                               " version = 'v9' AND metrics = '{\"accuracy\":0.5}'"),
+                     321);
+    ck_assert_int_ge(query_int("SELECT MIN(timestamp) FROM evaluations"), t0);
+    ck_assert_int_eq(query_int("SELECT COUNT(*) FROM evaluations WHERE version = 'e1' AND"
+                               " metrics IS NULL AND n = 7"),
+                     1);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_status_values) {
+    cml_state *st = open_state();
+    char v[16];
+    int64_t at = 0;
+    ck_assert_int_eq(cml_state_get_status(st, "blob", v, sizeof v, &at), CML_ERR_NOT_FOUND);
+    int64_t t0 = (int64_t)time(NULL);
+    ck_assert_int_eq(cml_state_set_status(st, "blob", "reachable"), CML_OK);
+    ck_assert_int_eq(cml_state_get_status(st, "blob", v, sizeof v, &at), CML_OK);
+    ck_assert_str_eq(v, "reachable");
+    ck_assert_int_ge(at, t0);
+    ck_assert_int_eq(cml_state_set_status(st, "blob", "unreachable"), CML_OK);
+    ck_assert_int_eq(cml_state_get_status(st, "blob", v, sizeof v, NULL), CML_OK);
+    ck_assert_str_eq(v, "unreachable");
+    /* A small buffer gets a terminated prefix. */
+    char small[5];
+    ck_assert_int_eq(cml_state_get_status(st, "blob", small, sizeof small, NULL), CML_OK);
+    ck_assert_str_eq(small, "unre");
+    ck_assert_int_eq(cml_state_get_status(st, "other", v, sizeof v, NULL), CML_ERR_NOT_FOUND);
+    cml_state_close(st);
+}
+END_TEST
+
+/* --- local store -------------------------------------------------------------- */
+
+static cml_model *trained; /* a tiny classic model, trained once (unchecked fixture) */
+
+static void train_once(void) {
+    cml_dataset *ds = unit_corpus(200);
+    cml_train_options o;
+    cml_diag d = {{0}};
+    ck_assert_ptr_nonnull(ds);
+    cml_train_options_init(&o, CML_MODEL_CLASSIC);
+    o.cv_folds = 0;
+    o.n_threads = 1;
+    ck_assert_msg(cml_train(ds, &o, &trained, NULL, &d) == CML_OK, "training: %s", d.msg);
+    cml_dataset_free(ds);
+}
+
+static void release_trained(void) {
+    cml_model_release(trained);
+    trained = NULL;
+}
+
+START_TEST(test_version_valid) {
+    static const char *good[] = {"20261126T053012.123Z", "v1", "a-b_c.d", "0",
+                                 "123456789012345678901234567890123456789"};
+    static const char *bad[] = {"",     ".hidden", "a/b",
+                                "../x", "a b",     "a\nb",
+                                "v1*",  "é",       "1234567890123456789012345678901234567890",
+                                NULL};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ck_assert_msg(cml_version_valid(good[i]), "'%s' refused", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(!cml_version_valid(bad[i]), "'%s' accepted", bad[i] ? bad[i] : "(null)");
+}
+END_TEST
+
+START_TEST(test_store_path) {
+    char buf[128];
+    cml_local_store_path("/var/lib/x", "classic", "v1", buf, sizeof buf);
+    ck_assert_str_eq(buf, "/var/lib/x/classic_v1.model");
+    char small[12];
+    cml_local_store_path("/var/lib/x", "classic", "v1", small, sizeof small);
+    ck_assert_str_eq(small, "/var/lib/x/");
+}
+END_TEST
+
+START_TEST(test_save_and_latest_pointer) {
+    char saved[40], v[CML_VERSION_MAX], link[256], target[256];
+    cml_diag d = {{0}};
+    snprintf(saved, sizeof saved, "%s", trained->version);
+    strcpy(trained->version, "20260101T000000.000Z");
+    cml_err err = cml_local_store_save(cache, trained, true, &d);
+    strcpy(trained->version, "20260202T000000.000Z");
+    if (err == CML_OK)
+        err = cml_local_store_save(cache, trained, false, &d);
+    snprintf(trained->version, sizeof trained->version, "%s", saved);
+    ck_assert_msg(err == CML_OK, "save: %s", d.msg);
+    ck_assert(exists(cache, "classic_20260101T000000.000Z.model"));
+    ck_assert(exists(cache, "classic_20260202T000000.000Z.model"));
+    /* Saved without make_latest: the pointer stays. */
+    ck_assert_int_eq(cml_local_store_latest(cache, "classic", v), CML_OK);
+    ck_assert_str_eq(v, "20260101T000000.000Z");
+    ck_assert_int_eq(cml_local_store_point_latest(cache, "classic", "20260202T000000.000Z", &d),
+                     CML_OK);
+    ck_assert_int_eq(cml_local_store_latest(cache, "classic", v), CML_OK);
+    ck_assert_str_eq(v, "20260202T000000.000Z");
+    /* A relative link, so the directory can move. */
+    snprintf(link, sizeof link, "%s/classic_latest.model", cache);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    ck_assert_int_gt(n, 0);
+    target[n] = '\0';
+    ck_assert_str_eq(target, "classic_20260202T000000.000Z.model");
+    /* The file holds the version it is named after. */
+    char path[256];
+    cml_model *back = NULL;
+    cml_local_store_path(cache, "classic", "20260101T000000.000Z", path, sizeof path);
+    ck_assert_int_eq(cml_model_load(path, &back, &d), CML_OK);
+    ck_assert_str_eq(back->version, "20260101T000000.000Z");
+    cml_model_release(back);
+    ck_assert_int_eq(cml_local_store_latest(cache, "ensemble", v), CML_ERR_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(test_save_refuses_bad_version) {
+    char saved[40];
+    cml_diag d = {{0}};
+    snprintf(saved, sizeof saved, "%s", trained->version);
+    mkdir(cache, 0755);
+    strcpy(trained->version, "bad version");
+    cml_err err = cml_local_store_save(cache, trained, true, &d);
+    snprintf(trained->version, sizeof trained->version, "%s", saved);
+    ck_assert_int_eq(err, CML_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(d.msg, "'bad version' is not valid"));
+    ck_assert(!exists(cache, "classic_bad version.model"));
+    ck_assert(!exists(cache, "classic_latest.model"));
+}
+END_TEST
+
+START_TEST(test_list_newest_first_and_only_versions) {
+    char(*v)[CML_VERSION_MAX] = NULL;
+    size_t n = 99;
+    ck_assert_int_eq(cml_local_store_list(cache, "classic", &v, &n), CML_OK); /* no dir yet */
+    ck_assert_uint_eq(n, 0);
+    cml_free(v);
+    static const char *files[] = {"classic_20260102T000000.000Z.model",
+                                  "classic_20260301T000000.000Z.model",
+                                  "classic_20260201T000000.000Z.model",
+                                  "ensemble_20260401T000000.000Z.model",
+                                  "classical_20260501T000000.000Z.model",
+                                  "classic_.model",
+                                  "classic_bad name.model",
+                                  "classic_20260601T000000.000Z.model.tmp.123",
+                                  ".classic_latest.model.tmp.1",
+                                  "classic_20260701T000000.000Z.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        touch(cache, files[i]);
+    char link[256];
+    snprintf(link, sizeof link, "%s/classic_latest.model", cache);
+    ck_assert_int_eq(symlink("classic_20260301T000000.000Z.model", link), 0);
+    ck_assert_int_eq(cml_local_store_list(cache, "classic", &v, &n), CML_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(v[0], "20260301T000000.000Z");
+    ck_assert_str_eq(v[1], "20260201T000000.000Z");
+    ck_assert_str_eq(v[2], "20260102T000000.000Z");
+    cml_free(v);
+    ck_assert_int_eq(cml_local_store_list(cache, "ensemble", &v, &n), CML_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(v[0], "20260401T000000.000Z");
+    cml_free(v);
+}
+END_TEST
+
+START_TEST(test_latest_pointer_must_name_its_type) {
+    char v[CML_VERSION_MAX], link[256];
+    mkdir(cache, 0755);
+    snprintf(link, sizeof link, "%s/classic_latest.model", cache);
+    ck_assert_int_eq(cml_local_store_latest(cache, "classic", v), CML_ERR_NOT_FOUND);
+    ck_assert_int_eq(symlink("ensemble_v1.model", link), 0);
+    ck_assert_int_eq(cml_local_store_latest(cache, "classic", v), CML_ERR_NOT_FOUND);
+    unlink(link);
+    ck_assert_int_eq(symlink("foreign_v1.model", link), 0); /* same length as "classic" */
+    ck_assert_int_eq(cml_local_store_latest(cache, "classic", v), CML_ERR_NOT_FOUND);
+    unlink(link);
+    ck_assert_int_eq(symlink("classic_v 1.model", link), 0);
+    ck_assert_int_eq(cml_local_store_latest(cache, "classic", v), CML_ERR_NOT_FOUND);
+    unlink(link);
+    ck_assert_int_eq(symlink("classic_v1.txt", link), 0);
+    ck_assert_int_eq(cml_local_store_latest(cache, "classic", v), CML_ERR_NOT_FOUND);
+    unlink(link);
+    touch(cache, "classic_latest.model"); /* a plain file is no pointer */
+    ck_assert_int_eq(cml_local_store_latest(cache, "classic", v), CML_ERR_NOT_FOUND);
+    unlink(link);
+    ck_assert_int_eq(symlink("/elsewhere/classic_v2.model", link), 0);
+    ck_assert_int_eq(cml_local_store_latest(cache, "classic", v), CML_OK);
+    ck_assert_str_eq(v, "v2");
+}
+END_TEST
+
+START_TEST(test_remove_version) {
+    touch(cache, "classic_v1.model");
+    touch(cache, "classic_v2.model");
+    ck_assert_int_eq(cml_local_store_remove(cache, "classic", "v1"), CML_OK);
+    ck_assert(!exists(cache, "classic_v1.model"));
+    ck_assert(exists(cache, "classic_v2.model"));
+    ck_assert_int_eq(cml_local_store_remove(cache, "classic", "v1"), CML_OK); /* already gone */
+    /* A version that would walk out of its name is refused, whatever exists there. */
+    char odd[192];
+    snprintf(odd, sizeof odd, "%s/classic_..", cache);
+    ck_assert_int_eq(mkdir(odd, 0755), 0);
+    touch(odd, "x.model");
+    ck_assert_int_eq(cml_local_store_remove(cache, "classic", "../x"), CML_ERR_INVALID);
+    ck_assert(exists(odd, "x.model"));
+}
+END_TEST
+
+/* --- catalog ------------------------------------------------------------------ */
+
+/* A model with only the facts the catalog keeps (no members): enough to record and publish. */
+static cml_model *fake_model(cml_model_type type, const char *version) {
+    cml_model *m = cml_model_new(type);
+    ck_assert_ptr_nonnull(m);
+    snprintf(m->version, sizeof m->version, "%s", version);
+    m->created_at = 1700000123;
+    m->file_bytes = 4567;
+    snprintf(m->file_sha256, sizeof m->file_sha256, "%064d", 7);
+    m->metrics_json = cml_strdup("{\"f1_macro\":0.93}");
+    m->training_time_s = 2.5;
+    m->n_train = 80;
+    m->n_test = 20;
+    return m;
+}
+
+static bool has_record(cml_state *st, const char *type, const char *version) {
+    cml_model_record *out;
+    size_t n;
+    bool found = false;
+    ck_assert_int_eq(cml_state_list_models(st, type, &out, &n), CML_OK);
+    for (size_t i = 0; i < n; i++)
+        found |= strcmp(out[i].version, version) == 0;
+    cml_model_records_free(out, n);
+    return found;
+}
+
+START_TEST(test_catalog_record) {
+    cml_state *st = open_state();
+    cml_model *m = fake_model(CML_MODEL_ENSEMBLE, "e1");
+    ck_assert_int_eq(cml_catalog_record(st, m, false, true), CML_OK);
+    cml_model_record *out;
+    size_t n;
+    ck_assert_int_eq(cml_state_list_models(st, "ensemble", &out, &n), CML_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(out[0].version, "e1");
+    ck_assert_int_eq(out[0].created_at, 1700000123);
+    ck_assert_int_eq(out[0].size_bytes, 4567);
+    ck_assert_str_eq(out[0].sha256, m->file_sha256);
+    ck_assert_str_eq(out[0].metrics_json, "{\"f1_macro\":0.93}");
+    ck_assert(!out[0].local && out[0].blob);
+    cml_model_records_free(out, n);
+    cml_model_release(m);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_catalog_history) {
+    cml_state *st = open_state();
+    cml_model *m = fake_model(CML_MODEL_CLASSIC, "c1");
+    ck_assert_int_eq(cml_catalog_add_history(st, m, "task-1"), CML_OK);
+    ck_assert_int_eq(cml_catalog_add_history(st, m, NULL), CML_OK);
+    cml_history_entry *e;
+    size_t n;
+    ck_assert_int_eq(cml_state_list_history(st, "classic", 0, &e, &n), CML_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(e[0].task_id, "task-1");
+    ck_assert_str_eq(e[1].task_id, "");
+    ck_assert_str_eq(e[0].version, "c1");
+    ck_assert_int_eq(e[0].timestamp, 1700000123);
+    ck_assert_double_eq(e[0].training_time, 2.5);
+    ck_assert_int_eq(e[0].n_train, 80);
+    ck_assert_int_eq(e[0].n_test, 20);
+    ck_assert_str_eq(e[0].metrics_json, "{\"f1_macro\":0.93}");
+    cml_history_free(e, n);
+    cml_model_release(m);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_publish_moves_latest_and_clears_pin) {
+    cml_state *st = open_state();
+    cml_diag d = {{0}};
+    char v[CML_VERSION_MAX];
+    touch(cache, "classic_v1.model");
+    touch(cache, "classic_v2.model");
+    ck_assert_int_eq(cml_local_store_point_latest(cache, "classic", "v1", &d), CML_OK);
+    set_sel(st, "classic", "v1", "e1");
+    uint64_t gen = cml_state_generation(st);
+    cml_model *m = fake_model(CML_MODEL_CLASSIC, "v2");
+    ck_assert_msg(cml_catalog_publish(st, cache, m, "task-9", 5, &d) == CML_OK, "%s", d.msg);
+    ck_assert_int_eq(cml_local_store_latest(cache, "classic", v), CML_OK);
+    ck_assert_str_eq(v, "v2");
+    cml_selection sel;
+    ck_assert_int_eq(cml_state_get_selection(st, &sel), CML_OK);
+    ck_assert_str_eq(sel.active_type, "classic");
+    ck_assert_str_eq(sel.classic_version, ""); /* the pin of the published type is gone */
+    ck_assert_str_eq(sel.ensemble_version, "e1");
+    ck_assert_uint_gt(cml_state_generation(st), gen);
+    ck_assert(has_record(st, "classic", "v2"));
+    cml_history_entry *e;
+    size_t n;
+    ck_assert_int_eq(cml_state_list_history(st, "classic", 0, &e, &n), CML_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(e[0].task_id, "task-9");
+    ck_assert_str_eq(e[0].version, "v2");
+    cml_history_free(e, n);
+    cml_model_release(m);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_publish_before_any_selection) {
+    cml_state *st = open_state();
+    cml_diag d = {{0}};
+    char v[CML_VERSION_MAX];
+    touch(cache, "ensemble_e1.model");
+    cml_model *m = fake_model(CML_MODEL_ENSEMBLE, "e1");
+    ck_assert_msg(cml_catalog_publish(st, cache, m, NULL, 3, &d) == CML_OK, "%s", d.msg);
+    ck_assert_int_eq(cml_local_store_latest(cache, "ensemble", v), CML_OK);
+    ck_assert_str_eq(v, "e1");
+    cml_selection sel;
+    ck_assert_int_eq(cml_state_get_selection(st, &sel), CML_ERR_NOT_FOUND);
+    cml_model_release(m);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_publish_retention_spares_previous_pin) {
+    cml_state *st = open_state();
+    cml_diag d = {{0}};
+    static const char *old[] = {"v1", "v2", "v3", "v4"};
+    for (int i = 0; i < 4; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "classic_%s.model", old[i]);
+        touch(cache, name);
+        cml_model *o = fake_model(CML_MODEL_CLASSIC, old[i]);
+        ck_assert_int_eq(cml_catalog_record(st, o, true, false), CML_OK);
+        cml_model_release(o);
+    }
+    touch(cache, "ensemble_v0.model");
+    set_sel(st, "classic", "v1", ""); /* rolled back to v1 */
+    touch(cache, "classic_v5.model");
+    cml_model *m = fake_model(CML_MODEL_CLASSIC, "v5");
+    ck_assert_msg(cml_catalog_publish(st, cache, m, NULL, 2, &d) == CML_OK, "%s", d.msg);
+    /* The newest two, and v1 that served until now. */
+    ck_assert(exists(cache, "classic_v5.model"));
+    ck_assert(exists(cache, "classic_v4.model"));
+    ck_assert(exists(cache, "classic_v1.model"));
+    ck_assert(!exists(cache, "classic_v3.model"));
+    ck_assert(!exists(cache, "classic_v2.model"));
+    ck_assert(exists(cache, "ensemble_v0.model"));
+    ck_assert(has_record(st, "classic", "v5"));
+    ck_assert(has_record(st, "classic", "v1"));
+    ck_assert(!has_record(st, "classic", "v3"));
+    ck_assert(!has_record(st, "classic", "v2"));
+    cml_model_release(m);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_prune_spares_pinned_and_latest) {
+    cml_state *st = open_state();
+    cml_diag d = {{0}};
+    for (int i = 1; i <= 6; i++) {
+        char name[64], v[8];
+        snprintf(v, sizeof v, "v%d", i);
+        snprintf(name, sizeof name, "classic_%s.model", v);
+        touch(cache, name);
+        cml_model *o = fake_model(CML_MODEL_CLASSIC, v);
+        ck_assert_int_eq(cml_catalog_record(st, o, true, false), CML_OK);
+        cml_model_release(o);
+    }
+    touch(cache, "ensemble_v1.model");
+    ck_assert_int_eq(cml_local_store_point_latest(cache, "classic", "v2", &d), CML_OK);
+    set_sel(st, "ensemble", "v1", "v9");
+    ck_assert_int_eq(cml_catalog_prune(st, cache, CML_MODEL_CLASSIC, 2), CML_OK);
+    static const struct {
+        const char *v;
+        bool kept;
+    } want[] = {{"v6", true},  {"v5", true}, {"v4", false},
+                {"v3", false}, {"v2", true}, {"v1", true}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "classic_%s.model", want[i].v);
+        ck_assert_msg(exists(cache, name) == want[i].kept, "%s %s", name,
+                      want[i].kept ? "removed" : "kept");
+        ck_assert_msg(has_record(st, "classic", want[i].v) == want[i].kept, "record of %s",
+                      want[i].v);
+    }
+    ck_assert(exists(cache, "ensemble_v1.model"));
+    /* Keeping none still keeps the pinned and the latest. */
+    ck_assert_int_eq(cml_catalog_prune(st, cache, CML_MODEL_CLASSIC, 0), CML_OK);
+    ck_assert(!exists(cache, "classic_v6.model"));
+    ck_assert(!exists(cache, "classic_v5.model"));
+    ck_assert(exists(cache, "classic_v2.model"));
+    ck_assert(exists(cache, "classic_v1.model"));
+    cml_state_close(st);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("state");
+    TCase *sel = tcase_create("selection");
+    tcase_add_checked_fixture(sel, setup, teardown);
+    tcase_add_test(sel, test_selection_absent_until_set);
+    tcase_add_test(sel, test_set_selection_bumps_generation);
+    tcase_add_test(sel, test_generation_shared_between_handles);
+    tcase_add_test(sel, test_generation_never_goes_back);
+    tcase_add_test(sel, test_adopt_keeps_updated_at);
+    tcase_add_test(sel, test_set_selection_takes_new_time);
+    tcase_add_test(sel, test_init_selection_only_first_time);
+    tcase_add_test(sel, test_touch_bumps_generation_only);
+    tcase_add_test(sel, test_open_refuses_unusable_dir);
+    suite_add_tcase(s, sel);
+
+    TCase *rec = tcase_create("records");
+    tcase_add_checked_fixture(rec, setup, teardown);
+    tcase_add_test(rec, test_models_listed_newest_first);
+    tcase_add_test(rec, test_model_upsert_merges);
+    tcase_add_test(rec, test_model_delete);
+    tcase_add_test(rec, test_feedback_ids_and_total);
+    tcase_add_test(rec, test_feedback_each_oldest_first);
+    tcase_add_test(rec, test_feedback_counts);
+    tcase_add_test(rec, test_feedback_optional_fields);
+    tcase_add_test(rec, test_history_limit_type_and_order);
+    tcase_add_test(rec, test_evaluation_stored);
+    tcase_add_test(rec, test_status_values);
+    suite_add_tcase(s, rec);
+
+    TCase *jobs = tcase_create("jobs");
+    tcase_add_checked_fixture(jobs, setup, teardown);
+    tcase_add_test(jobs, test_job_start_conflicts_while_running);
+    tcase_add_test(jobs, test_job_progress);
+    tcase_add_test(jobs, test_job_finish_completed);
+    tcase_add_test(jobs, test_job_finish_failed_keeps_progress);
+    tcase_add_test(jobs, test_job_latest);
+    tcase_add_test(jobs, test_reap_job_of_dead_process);
+    tcase_add_test(jobs, test_reap_spares_live_process);
+    tcase_add_test(jobs, test_reap_spares_job_just_started_without_pid);
+    tcase_add_test(jobs, test_reap_old_job_without_pid);
+    suite_add_tcase(s, jobs);
+
+    TCase *store = tcase_create("local_store");
+    tcase_set_timeout(store, 120);
+    tcase_add_unchecked_fixture(store, train_once, release_trained);
+    tcase_add_checked_fixture(store, setup, teardown);
+    tcase_add_test(store, test_version_valid);
+    tcase_add_test(store, test_store_path);
+    tcase_add_test(store, test_save_and_latest_pointer);
+    tcase_add_test(store, test_save_refuses_bad_version);
+    tcase_add_test(store, test_list_newest_first_and_only_versions);
+    tcase_add_test(store, test_latest_pointer_must_name_its_type);
+    tcase_add_test(store, test_remove_version);
+    suite_add_tcase(s, store);
+
+    TCase *cat = tcase_create("catalog");
+    tcase_add_checked_fixture(cat, setup, teardown);
+    tcase_add_test(cat, test_catalog_record);
+    tcase_add_test(cat, test_catalog_history);
+    tcase_add_test(cat, test_publish_moves_latest_and_clears_pin);
+    tcase_add_test(cat, test_publish_before_any_selection);
+    tcase_add_test(cat, test_publish_retention_spares_previous_pin);
+    tcase_add_test(cat, test_prune_spares_pinned_and_latest);
+    suite_add_tcase(s, cat);
+    return unit_run(s);
+}
