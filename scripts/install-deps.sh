@@ -2,6 +2,7 @@
 # Installs everything cultivate-ml needs to build, test and serve on Debian 12, idempotently.
 #   scripts/install-deps.sh          build, test and serve dependencies
 #   scripts/install-deps.sh --runtime only what the installed program needs to run
+#   scripts/install-deps.sh --container  also podman, buildah and debootstrap for the image tests
 # Run as root (or through sudo). Safe to run again: installed packages are skipped.
 set -eu
 
@@ -12,9 +13,11 @@ build="build-essential autoconf automake libtool pkg-config autoconf-archive lib
   libfann-dev libstemmer-dev libxxhash-dev check"
 test="apache2 valgrind wrk curl python3 clang-format nodejs openssl procps psmisc iproute2"
 
+container="podman buildah runc debootstrap uidmap"
 case "${1:-}" in
 --runtime) want="$runtime" ;;
 "") want="$runtime $build $test" ;;
+--container) want="$runtime $build $test $container" ;;
 *) echo "usage: $0 [--runtime]" >&2; exit 2 ;;
 esac
 
@@ -30,7 +33,7 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 # npm comes with NodeSource's nodejs; Debian's nodejs needs the separate package.
-if [ -z "${1:-}" ] && ! command -v npm >/dev/null 2>&1; then
+if [ "${1:-}" != --runtime ] && ! command -v npm >/dev/null 2>&1; then
     apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 echo "dependencies: all installed"

@@ -5,7 +5,9 @@
 #      integration tests against lighttpd, Apache, spawn-fcgi and Azurite);
 #   3. builds again with AddressSanitizer and UndefinedBehaviorSanitizer and runs the tests;
 #   4. runs the unit tests under valgrind;
-#   5. builds the classic-only configuration (the `production` image's) and runs its tests.
+#   5. builds the classic-only configuration (the `production` image's) and runs its tests;
+#   6. when podman is installed (scripts/install-deps.sh --container), builds both images and
+#      runs the fullml one against Azurite (make check-container).
 # Build trees go under build/ (ignored by git). Exit status 0 only when everything passed.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,6 +44,13 @@ run_suite sanitizers "--enable-sanitizers" check
 run_suite valgrind "" check-valgrind
 unset CML_TEST_LIGHT
 run_suite classic-only "--without-xgboost --without-fann" check
+if command -v podman >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1; then
+    (cd build/full && make check-container) || { echo "FAILED: container"; exit 1; }
+    summary="$summary container"
+    container_passed=1
+else
+    echo "container test: skipped (podman not installed; scripts/install-deps.sh --container)"
+fi
 
 # One closing line that every CI reader understands.
 passed=0 failed=0
@@ -50,6 +59,7 @@ for trs in $(find build -name '*.trs'); do
     elif grep -q '^:test-result: SKIP' "$trs"; then :;
     else failed=$((failed + 1)); fi
 done
+[ -n "${container_passed:-}" ] && passed=$((passed + 1))
 echo "suites:$summary"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

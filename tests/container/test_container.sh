@@ -20,8 +20,11 @@ name="cml-test-$$"
 azurite_pid=""
 cleanup() {
     podman_run rm -f "$name" >/dev/null 2>&1 || true
-    [ -n "$azurite_pid" ] && kill "$azurite_pid" 2>/dev/null || true
-    rm -rf "$work"
+    if [ -n "$azurite_pid" ]; then
+        kill "$azurite_pid" 2>/dev/null || true
+        wait "$azurite_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work" 2>/dev/null || { sleep 1; rm -rf "$work"; }
 }
 trap cleanup EXIT
 
@@ -110,6 +113,10 @@ for target in production fullml; do
     size=$(podman image inspect --format '{{.Size}}' "cultivate-ml:$target")
     echo "container test: image cultivate-ml:$target is $((size / 1048576)) MiB"
 done
-rss=$(podman_run exec "$name" sh -c 'for p in $(pgrep -f "cultivate-ml-fcgi$"); do grep VmRSS /proc/$p/status; done' 2>/dev/null || true)
+rss=$(podman_run exec "$name" sh -c 'for d in /proc/[0-9]*; do
+    case "$(tr "\0" " " < "$d/cmdline" 2>/dev/null)" in
+    *cultivate-ml-fcgi\ ) grep VmRSS "$d/status" ;;
+    esac
+done' 2>/dev/null || true)
 echo "container test: worker resident memory: $(echo "$rss" | tr '\n' ' ')"
 echo "1 passed, 0 failed"
