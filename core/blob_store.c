@@ -460,71 +460,12 @@ const char *cml_blob_store_pointer(const cml_blob_store *s, cml_model_type type)
 
 /* ---- local files ------------------------------------------------------------------------- */
 
-/* Writes buf to path (inside dir, created when missing) via a unique temporary file. */
+/* Writes buf to path (inside dir, created when missing) through a temporary file and rename. */
 static cml_err write_local(const char *dir, const char *path, const void *buf, size_t len,
                            cml_diag *diag) {
-    cml_err err = CML_OK;
-    char tmp[4096];
-    int fd = -1;
-    bool have_tmp = false;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        err = cml_diag_set(diag, CML_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
-        goto done;
-    }
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.cml-download.XXXXXX", dir) >= sizeof tmp) {
-        err = cml_diag_set(diag, CML_ERR_IO, "path too long: %s", dir);
-        goto done;
-    }
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        err =
-            cml_diag_set(diag, CML_ERR_IO, "cannot create a file in %s: %s", dir, strerror(errno));
-        goto done;
-    }
-    have_tmp = true;
-    if (fchmod(fd, 0644) != 0) {
-        err = cml_diag_set(diag, CML_ERR_IO, "cannot chmod %s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    const uint8_t *p = buf;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            err = cml_diag_set(diag, CML_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-            goto done;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        err = cml_diag_set(diag, CML_ERR_IO, "cannot fsync %s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    int rc = close(fd);
-    fd = -1;
-    if (rc != 0) {
-        err = cml_diag_set(diag, CML_ERR_IO, "cannot close %s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        err = cml_diag_set(diag, CML_ERR_IO, "cannot rename to %s: %s", path, strerror(errno));
-        goto done;
-    }
-    have_tmp = false;
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-done:
-    if (fd >= 0)
-        close(fd);
-    if (have_tmp)
-        unlink(tmp);
-    return err;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return cml_diag_set(diag, CML_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+    return cml_write_file_atomic(path, buf, len, diag);
 }
 
 /* True when path is a file whose SHA-256 is sha (hex). */

@@ -353,15 +353,16 @@ done:
 cml_err cml_write_file_atomic(const char *path, const void *data, size_t len, cml_diag *diag) {
     cml_err err = CML_OK;
     size_t plen = strlen(path);
-    char *tmp = cml_malloc(plen + 32), *dir_copy = cml_strdup(path);
+    char *tmp = cml_malloc(plen + 40), *dir_copy = cml_strdup(path);
     int fd = -1;
     if (tmp == NULL || dir_copy == NULL) {
         err = CML_ERR_NOMEM;
         goto done;
     }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    /* Unique per writer; the pid in the name lets a supervisor clean up after a killed one. */
+    snprintf(tmp, plen + 40, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0 || fchmod(fd, 0644) != 0) {
         err = cml_diag_set(diag, CML_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
         goto done;
     }

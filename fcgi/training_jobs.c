@@ -27,8 +27,11 @@ typedef struct watch {
 } watch;
 
 void training_job_clean_cache(const char *cache_dir, pid_t pid) {
-    char suffix[32], path[4096];
+    /* Temporary names end in ".tmp.PID" (links) or hold ".tmp.PID." (files, cml_write_file_atomic).
+     */
+    char suffix[32], infix[40], path[4096];
     snprintf(suffix, sizeof suffix, ".tmp.%ld", (long)pid);
+    snprintf(infix, sizeof infix, ".tmp.%ld.", (long)pid);
     size_t sl = strlen(suffix);
     DIR *d = opendir(cache_dir);
     if (d == NULL)
@@ -36,7 +39,7 @@ void training_job_clean_cache(const char *cache_dir, pid_t pid) {
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name);
-        if (n > sl && strcmp(e->d_name + n - sl, suffix) == 0) {
+        if ((n > sl && strcmp(e->d_name + n - sl, suffix) == 0) || strstr(e->d_name, infix)) {
             snprintf(path, sizeof path, "%s/%s", cache_dir, e->d_name);
             unlink(path);
         }
