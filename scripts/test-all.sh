@@ -29,7 +29,11 @@ run_suite() { # name, configure flags, make target
         make -j"$jobs" $target) || {
         echo "FAILED: $name ($target)"
         for log in $(find "build/$name/tests" -name '*.log' 2>/dev/null); do
-            grep -q "^FAIL\|^ERROR" "$log" 2>/dev/null && { echo "--- $log"; tail -n 40 "$log"; }
+            grep -q "^FAIL\|^ERROR" "$log" 2>/dev/null || continue
+            echo "--- $log"
+            # Check's failure lines first: the tail may be all server log.
+            grep -E ':[FE]:|^request ' "$log" | head -n 20
+            tail -n 40 "$log"
         done
         exit 1
     }

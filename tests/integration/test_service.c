@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "process_watch.h"
+
 /* --- environment ------------------------------------------------------------------------- */
 
 static const char *env_or(const char *name, const char *def) {
@@ -2051,48 +2053,6 @@ static Suite *swap_suite(void) {
 /* ========================================================================================= */
 /* Suite "worker": a worker killed with SIGKILL is replaced; the service keeps answering.    */
 /* ========================================================================================= */
-
-/* Live children of a process. */
-static int children_of(pid_t parent, pid_t *out, int cap) {
-    DIR *d = opendir("/proc");
-    int n = 0;
-    struct dirent *e;
-    ck_assert_ptr_nonnull(d);
-    while ((e = readdir(d)) != NULL) {
-        char path[300], line[1024];
-        if (!isdigit((unsigned char)e->d_name[0]))
-            continue;
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            continue;
-        size_t len = fread(line, 1, sizeof line - 1, f);
-        fclose(f);
-        line[len] = '\0';
-        const char *p = strrchr(line, ')');
-        char state;
-        long ppid;
-        if (p && sscanf(p + 1, " %c %ld", &state, &ppid) == 2 && ppid == (long)parent &&
-            state != 'Z' && n < cap)
-            out[n++] = (pid_t)atol(e->d_name);
-    }
-    closedir(d);
-    return n;
-}
-
-/* True when pid has exited (gone, or a zombie not yet reaped). */
-static bool process_gone(pid_t pid) {
-    char path[64], line[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return true;
-    size_t len = fread(line, 1, sizeof line - 1, f);
-    fclose(f);
-    line[len] = '\0';
-    const char *p = strrchr(line, ')');
-    return p == NULL || p[1] == '\0' || p[2] == 'Z' || p[2] == 'X';
-}
 
 static int answer_n(int n, const char *prefix) {
     int ok = 0;

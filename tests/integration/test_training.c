@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "process_watch.h"
+
 #include "dataset.h"
 
 /* --- environment ------------------------------------------------------------------------- */
@@ -809,23 +811,6 @@ static bool is_worker(long pid) {
         yes = atol(t) == pid;
     free(copy);
     return yes;
-}
-
-static long parent_of(long pid) {
-    char path[64], line[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    size_t len = fread(line, 1, sizeof line - 1, f);
-    fclose(f);
-    line[len] = '\0';
-    const char *p = strrchr(line, ')');
-    char state;
-    long ppid;
-    if (p == NULL || sscanf(p + 1, " %c %ld", &state, &ppid) != 2 || state == 'Z')
-        return -1;
-    return ppid;
 }
 
 /* The live `cultivate-ml train ... --job task` process (0: none). */
@@ -1808,20 +1793,6 @@ START_TEST(test_retrain_after_restart) {
     expect_no_temp_in_cache();
 }
 END_TEST
-
-/* Whether a process has exited (gone, or a zombie). */
-static bool process_gone(long pid) {
-    char path[64], line[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return true;
-    size_t len = fread(line, 1, sizeof line - 1, f);
-    fclose(f);
-    line[len] = '\0';
-    const char *p = strrchr(line, ')');
-    return p == NULL || p[1] == '\0' || p[2] == 'Z' || p[2] == 'X';
-}
 
 /*
  * Last (it leaves one worker): the worker that started a job is killed with SIGKILL while the
