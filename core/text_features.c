@@ -6,6 +6,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+/* Inlined: most keys hash 2-5 bytes, where a call through the shared library costs more than
+   the hash itself. Same functions, same values as libxxhash. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "byte_buffer.h"
@@ -159,7 +162,11 @@ void cml_feature_scratch_free(cml_feature_scratch *s) {
     cml_free(s);
 }
 
-/* Normalises text and stems every token into s->stems. */
+/*
+ * Normalises text and stems every token into s->stems, each followed by one space: the stems
+ * of consecutive tokens are then their n-gram as it is hashed, with no copy.
+ * stem_off[i] is where token i's stem starts; stem_off[n_tokens] is the end.
+ */
 static cml_err prepare(cml_feature_scratch *s, const char *text, size_t len) {
     cml_err err = cml_normalize(text, len, &s->norm);
     if (err != CML_OK)
@@ -197,10 +204,11 @@ static cml_err prepare(cml_feature_scratch *s, const char *text, size_t len) {
         if (grow_array((void **)&s->stems, &s->stems_cap, used + sl + 1, 1) != CML_OK)
             return CML_ERR_NOMEM;
         memcpy(s->stems + used, st, sl);
-        s->stems[used + sl] = '\0';
+        s->stems[used + sl] = ' ';
         s->stem_off[i] = (unsigned)used;
         used += sl + 1;
     }
+    s->stem_off[n->n_tokens] = (unsigned)used;
     return CML_OK;
 }
 
@@ -211,25 +219,24 @@ static inline uint64_t term_key(const void *p, size_t len, unsigned ns) {
 
 typedef void (*term_sink)(cml_feature_scratch *s, const cml_featurizer *f, uint64_t key);
 
-/* Joins stems [from, from+k) of sentence-local token indices with spaces into buf. */
+/* Stems [from, from+k) joined by single spaces: a view into s->stems. */
+static inline const char *stem_run(const cml_feature_scratch *s, size_t from, size_t k,
+                                   size_t *len) {
+    *len = s->stem_off[from + k] - 1 - s->stem_off[from];
+    return s->stems + s->stem_off[from];
+}
+
+/* prefix + stems [from, from+k) joined by single spaces, into buf (truncated to cap). */
 static size_t join_stems(const cml_feature_scratch *s, size_t from, size_t k, const char *prefix,
                          char *buf, size_t cap) {
-    size_t used = 0;
-    if (prefix) {
-        used = strlen(prefix);
-        memcpy(buf, prefix, used);
-    }
-    for (size_t t = from; t < from + k; t++) {
-        const char *w = s->stems + s->stem_off[t];
-        size_t wl = strlen(w);
-        if (used + wl + 2 >= cap)
-            break;
-        if (t > from || prefix)
-            buf[used++] = ' ';
-        memcpy(buf + used, w, wl);
-        used += wl;
-    }
-    return used;
+    size_t used = strlen(prefix), run;
+    const char *w = stem_run(s, from, k, &run);
+    memcpy(buf, prefix, used);
+    buf[used++] = ' ';
+    if (used + run > cap)
+        run = cap - used;
+    memcpy(buf + used, w, run);
+    return used + run;
 }
 
 /* Every term of the prepared text, in a fixed order, handed to sink. */
@@ -240,11 +247,12 @@ static void enumerate_terms(cml_feature_scratch *s, const cml_featurizer *f,
     for (size_t si = 0; si < n->n_sentences; si++) {
         const cml_sentence *sen = &n->sentences[si];
         for (size_t t = sen->first; t < sen->first + sen->count; t++) {
-            size_t len = join_stems(s, t, 1, NULL, buf, sizeof buf);
-            sink(s, f, term_key(buf, len, NS_WORD));
+            size_t len;
+            const char *run = stem_run(s, t, 1, &len);
+            sink(s, f, term_key(run, len, NS_WORD));
             if (t + 1 < sen->first + sen->count) {
-                len = join_stems(s, t, 2, NULL, buf, sizeof buf);
-                sink(s, f, term_key(buf, len, NS_WORD));
+                run = stem_run(s, t, 2, &len);
+                sink(s, f, term_key(run, len, NS_WORD));
             }
         }
         /* Openings of every question sentence. */
@@ -260,8 +268,9 @@ static void enumerate_terms(cml_feature_scratch *s, const cml_featurizer *f,
         size_t end = fs->first + fs->count;
         for (size_t t = fs->first; t < end; t++)
             for (size_t k = 1; k <= 3 && t + k <= end; k++) {
-                size_t len = join_stems(s, t, k, NULL, buf, sizeof buf);
-                sink(s, f, term_key(buf, len, NS_FOCUS));
+                size_t len;
+                const char *run = stem_run(s, t, k, &len);
+                sink(s, f, term_key(run, len, NS_FOCUS));
             }
         for (size_t k = 1; k <= 3 && k <= fs->count; k++) {
             size_t len = join_stems(s, fs->first, k, "^", buf, sizeof buf);

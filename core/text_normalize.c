@@ -5,6 +5,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+/* Inlined: the words hashed are a few bytes long (see text_features.c). */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "cml_alloc.h"
 
@@ -122,32 +125,44 @@ static const char *const is_subjects[] = {
 
 static const char *const did_subjects[] = {"what", "where", "how", "who", "why", "when"};
 
-typedef struct rewrite {
-    const char *from, *to;
-} rewrite;
+/*
+ * Every raw word is looked up, so the rewrites live in a read-only hash table built once:
+ * one hash and usually one comparison a word.
+ */
+#define REWRITE_SLOTS 256 /* a power of two, over twice the number of rewrites */
+#define N_REWRITES (sizeof(word_rewrites) / sizeof(word_rewrites[0]))
+_Static_assert(N_REWRITES * 2 <= REWRITE_SLOTS, "REWRITE_SLOTS too small");
 
-static rewrite sorted_rewrites[sizeof(word_rewrites) / sizeof(word_rewrites[0])];
+static struct rewrite_slot {
+    const char *from, *to; /* from == NULL: empty */
+    size_t len;
+} rewrite_table[REWRITE_SLOTS];
 static pthread_once_t rewrites_once = PTHREAD_ONCE_INIT;
 
-static int cmp_rewrite(const void *a, const void *b) {
-    return strcmp(((const rewrite *)a)->from, ((const rewrite *)b)->from);
+static inline size_t rewrite_home(const char *w, size_t len) {
+    return (size_t)XXH3_64bits(w, len) & (REWRITE_SLOTS - 1);
 }
 
-static void sort_rewrites(void) {
-    for (size_t i = 0; i < sizeof(word_rewrites) / sizeof(word_rewrites[0]); i++)
-        sorted_rewrites[i] = (rewrite){word_rewrites[i].from, word_rewrites[i].to};
-    qsort(sorted_rewrites, sizeof(sorted_rewrites) / sizeof(sorted_rewrites[0]), sizeof(rewrite),
-          cmp_rewrite);
+static void build_rewrites(void) {
+    for (size_t i = 0; i < N_REWRITES; i++) {
+        size_t len = strlen(word_rewrites[i].from);
+        size_t k = rewrite_home(word_rewrites[i].from, len);
+        while (rewrite_table[k].from != NULL)
+            k = (k + 1) & (REWRITE_SLOTS - 1);
+        rewrite_table[k] = (struct rewrite_slot){word_rewrites[i].from, word_rewrites[i].to, len};
+    }
 }
 
-/* The rewrite of a whole word, or NULL. */
-static const char *find_rewrite(const char *w) {
-    pthread_once(&rewrites_once, sort_rewrites);
-    rewrite key = {w, NULL};
-    const rewrite *r =
-        bsearch(&key, sorted_rewrites, sizeof(sorted_rewrites) / sizeof(sorted_rewrites[0]),
-                sizeof(rewrite), cmp_rewrite);
-    return r ? r->to : NULL;
+/* The rewrite of a whole word of len bytes, or NULL. */
+static const char *find_rewrite(const char *w, size_t len) {
+    pthread_once(&rewrites_once, build_rewrites);
+    for (size_t k = rewrite_home(w, len);; k = (k + 1) & (REWRITE_SLOTS - 1)) {
+        const struct rewrite_slot *r = &rewrite_table[k];
+        if (r->from == NULL)
+            return NULL;
+        if (r->len == len && memcmp(r->from, w, len) == 0)
+            return r->to;
+    }
 }
 
 static bool in_list(const char *w, const char *const *list, size_t n) {
@@ -249,9 +264,12 @@ static cml_err emit_raw_word(cml_normalized *n, char *w, size_t len) {
     if (len == 0)
         return CML_OK;
     w[len] = '\0';
-    const char *to = find_rewrite(w);
+    const char *to = find_rewrite(w, len);
     if (to != NULL)
         return emit_phrase(n, to);
+    /* Every clitic below has an apostrophe; most words do not. */
+    if (memchr(w, '\'', len) == NULL)
+        return emit_word(n, w, len);
     size_t stem;
     char save;
     if (ends_with(w, len, "n't", &stem)) {
