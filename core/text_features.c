@@ -4,6 +4,7 @@
 
 #include <libstemmer.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 /* Inlined: most keys hash 2-5 bytes, where a call through the shared library costs more than
@@ -14,6 +15,7 @@
 #include "byte_buffer.h"
 #include "cml_alloc.h"
 #include "u64_map.h"
+#include "word_table.h"
 
 /* Namespaces live in the two low bits of a term key. */
 enum { NS_WORD = 0, NS_FOCUS = 1, NS_CHAR = 2, NS_COUNT = 3 };
@@ -90,7 +92,7 @@ static inline int32_t vocab_find(const cml_featurizer *f, uint64_t key) {
 }
 
 /* Direct-mapped cache of stems: most words of classroom talk repeat, and stemming dominates. */
-#define STEM_CACHE 1024
+#define STEM_CACHE 4096
 #define STEM_MAX 24
 typedef struct stem_entry {
     uint64_t word_hash; /* 0 = empty */
@@ -310,13 +312,81 @@ static const char *const how_adjectives[] = {"old",   "big",  "long", "far",  "t
 static const char *const invite_verbs[] = {"tell", "show",  "explain", "describe", "think",
                                            "talk", "share", "figure",  "imagine",  "remember"};
 
-static bool word_in(const char *w, const char *const *list, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(w, list[i]) == 0)
-            return true;
-    return false;
+/* Classes of words the question-form features test, looked up once per token. */
+enum {
+    CLS_WH = 1u << 0,
+    CLS_AUX = 1u << 1,
+    CLS_PRONOUN = 1u << 2,
+    CLS_HOW_ADJECTIVE = 1u << 3,
+    CLS_INVITE = 1u << 4,
+    CLS_TAG_END = 1u << 5,     /* "..., right?" */
+    CLS_POLITE_AUX = 1u << 6,  /* "can/could/would/will you ..." */
+    CLS_WHERE_WHO_WHEN = 1u << 7,
+};
+static const char *const tag_ends[] = {"right", "okay", "huh", "eh", "yes"};
+static const char *const polite_aux[] = {"can", "could", "would", "will"};
+static const char *const where_who_when[] = {"where", "who", "when"};
+
+/* Phrases (space-separated words) whose presence sets a column. */
+#define MAX_PHRASES 6
+static const struct phrase_feature {
+    int column;
+    bool focus_only; /* in the focus sentence, or anywhere */
+    const char *phrases[MAX_PHRASES];
+} phrase_features[] = {
+    {2, true, {"or"}},
+    {3, true, {"how many", "how much"}},
+    {4,
+     true,
+     {"what color", "which color", "what shape", "what letter", "what number", "what day"}},
+    {5, false, {"what do you think", "what did you think"}},
+    {6, false, {"tell me", "tell us", "describe", "explain", "show me how"}},
+    {7, false, {"i wonder", "i am curious", "let us think", "let us figure", "i am wondering"}},
+    {8, false, {"why", "how come"}},
+    {9, false, {"why do not you", "why not"}},
+    {20,
+     true,
+     {"what happened", "what happens", "what will happen", "what would happen",
+      "what could happen", "what is going to happen"}},
+    {21, true, {"which"}},
+};
+#define N_PHRASE_FEATURES (sizeof(phrase_features) / sizeof(phrase_features[0]))
+
+/* A 64-bit set of words by a cheap hash, to skip absent phrases at once. */
+static inline unsigned word_bit(const char *w, size_t len) {
+    unsigned h = (unsigned)len * 31u;
+    for (size_t i = 0; i < len; i++)
+        h = h * 33u + (unsigned char)w[i];
+    return h & 63u;
 }
-#define WORD_IN(w, list) word_in((w), (list), sizeof(list) / sizeof((list)[0]))
+
+static cml_word_slot word_class_slots[256];
+static cml_word_table word_classes = {word_class_slots, 256, 0};
+/* Length and word_bit of each phrase's first word. */
+static struct phrase_head {
+    uint8_t len, bit;
+} phrase_heads[N_PHRASE_FEATURES][MAX_PHRASES];
+static pthread_once_t hand_tables_once = PTHREAD_ONCE_INIT;
+
+#define ADD_CLASS(list, cls) cml_word_table_add_list(&word_classes, list, N_ITEMS(list), cls)
+#define N_ITEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+static void build_hand_tables(void) {
+    int full = ADD_CLASS(wh_words, CLS_WH) | ADD_CLASS(aux_words, CLS_AUX) |
+               ADD_CLASS(pronouns, CLS_PRONOUN) | ADD_CLASS(how_adjectives, CLS_HOW_ADJECTIVE) |
+               ADD_CLASS(invite_verbs, CLS_INVITE) | ADD_CLASS(tag_ends, CLS_TAG_END) |
+               ADD_CLASS(polite_aux, CLS_POLITE_AUX) |
+               ADD_CLASS(where_who_when, CLS_WHERE_WHO_WHEN);
+    /* The lists are fixed at compile time: a table too small is a build error in spirit. */
+    if (full)
+        abort();
+    for (size_t i = 0; i < N_PHRASE_FEATURES; i++)
+        for (size_t j = 0; j < MAX_PHRASES && phrase_features[i].phrases[j]; j++) {
+            const char *p = phrase_features[i].phrases[j];
+            size_t first = strcspn(p, " ");
+            phrase_heads[i][j] = (struct phrase_head){(uint8_t)first, (uint8_t)word_bit(p, first)};
+        }
+}
 
 /* Is tokens[t..] the phrase (space-separated words)? */
 static bool phrase_at(const cml_normalized *n, size_t t, size_t end, const char *phrase) {
@@ -335,71 +405,60 @@ static bool phrase_at(const cml_normalized *n, size_t t, size_t end, const char 
     return true;
 }
 
-/* A 64-bit set of the words of the text (by a cheap hash), to skip absent phrases at once. */
-static _Thread_local uint64_t words_present;
-
-static inline unsigned word_bit(const char *w, size_t len) {
-    unsigned h = (unsigned)len * 31u;
-    for (size_t i = 0; i < len; i++)
-        h = h * 33u + (unsigned char)w[i];
-    return h & 63u;
+static bool any_phrase(const cml_normalized *n, size_t from, size_t end, uint64_t words_present,
+                       size_t feature) {
+    const struct phrase_feature *pf = &phrase_features[feature];
+    for (size_t j = 0; j < MAX_PHRASES && pf->phrases[j]; j++) {
+        struct phrase_head head = phrase_heads[feature][j];
+        /* Most phrases fail on the first word: test it before walking the tokens. */
+        if (!(words_present >> head.bit & 1))
+            continue;
+        for (size_t t = from; t < end; t++)
+            if (n->tokens[t].len == head.len &&
+                memcmp(cml_token_str(n, t), pf->phrases[j], head.len) == 0 &&
+                phrase_at(n, t, end, pf->phrases[j]))
+                return true;
+    }
+    return false;
 }
 
-static bool has_phrase(const cml_normalized *n, size_t from, size_t end, const char *phrase) {
-    /* Most positions fail on the first word: test it before walking the phrase. */
-    size_t first = strcspn(phrase, " ");
-    if (!(words_present >> word_bit(phrase, first) & 1))
-        return false;
-    for (size_t t = from; t < end; t++)
-        if (n->tokens[t].len == first && memcmp(cml_token_str(n, t), phrase, first) == 0 &&
-            phrase_at(n, t, end, phrase))
-            return true;
-    return false;
+static inline bool token_is(const cml_normalized *n, size_t t, const char *w, size_t len) {
+    return n->tokens[t].len == len && memcmp(cml_token_str(n, t), w, len) == 0;
 }
 
 static void compute_hand(const cml_normalized *n, float *h) {
     memset(h, 0, CML_HAND_FEATURES * sizeof(float));
     if (n->n_tokens == 0)
         return;
-    words_present = 0;
+    pthread_once(&hand_tables_once, build_hand_tables);
+    uint64_t words_present = 0;
     for (size_t t = 0; t < n->n_tokens; t++)
         words_present |= 1ull << word_bit(cml_token_str(n, t), n->tokens[t].len);
     const cml_sentence *fs = &n->sentences[n->focus];
     size_t a = fs->first, e = fs->first + fs->count, all = n->n_tokens;
-    const char *first = cml_token_str(n, a);
-    const char *second = fs->count > 1 ? cml_token_str(n, a + 1) : "";
-    const char *last = cml_token_str(n, e - 1);
+#define CLASSES(t) cml_word_table_bits(&word_classes, cml_token_str(n, t), n->tokens[t].len)
+    uint32_t first = CLASSES(a), last = CLASSES(e - 1);
+    bool second_you = fs->count > 1 && token_is(n, a + 1, "you", 3);
 
-    h[0] = WORD_IN(first, wh_words);
-    h[1] = WORD_IN(first, aux_words);
-    h[2] = has_phrase(n, a, e, "or");
-    h[3] = has_phrase(n, a, e, "how many") || has_phrase(n, a, e, "how much");
-    h[4] = has_phrase(n, a, e, "what color") || has_phrase(n, a, e, "which color") ||
-           has_phrase(n, a, e, "what shape") || has_phrase(n, a, e, "what letter") ||
-           has_phrase(n, a, e, "what number") || has_phrase(n, a, e, "what day");
-    h[5] =
-        has_phrase(n, 0, all, "what do you think") || has_phrase(n, 0, all, "what did you think");
-    h[6] = has_phrase(n, 0, all, "tell me") || has_phrase(n, 0, all, "tell us") ||
-           has_phrase(n, 0, all, "describe") || has_phrase(n, 0, all, "explain") ||
-           has_phrase(n, 0, all, "show me how");
-    h[7] = has_phrase(n, 0, all, "i wonder") || has_phrase(n, 0, all, "i am curious") ||
-           has_phrase(n, 0, all, "let us think") || has_phrase(n, 0, all, "let us figure") ||
-           has_phrase(n, 0, all, "i am wondering");
-    h[8] = has_phrase(n, 0, all, "why") || has_phrase(n, 0, all, "how come");
-    h[9] = has_phrase(n, 0, all, "why do not you") || has_phrase(n, 0, all, "why not");
-    bool tag = !strcmp(last, "right") || !strcmp(last, "okay") || !strcmp(last, "huh") ||
-               !strcmp(last, "eh") || !strcmp(last, "yes");
-    if (fs->count >= 3 && WORD_IN(last, pronouns) && !strcmp(cml_token_str(n, e - 2), "not") &&
-        WORD_IN(cml_token_str(n, e - 3), aux_words) && fs->count > 3)
+    for (size_t i = 0; i < N_PHRASE_FEATURES; i++) {
+        bool focus = phrase_features[i].focus_only;
+        h[phrase_features[i].column] =
+            any_phrase(n, focus ? a : 0, focus ? e : all, words_present, i);
+    }
+    h[0] = (first & CLS_WH) != 0;
+    h[1] = (first & CLS_AUX) != 0;
+    bool tag = (last & CLS_TAG_END) != 0;
+    if (fs->count > 3 && (last & CLS_PRONOUN) && token_is(n, e - 2, "not", 3) &&
+        (CLASSES(e - 3) & CLS_AUX))
         tag = true;
     h[10] = tag;
     for (size_t t = a; t + 1 < e; t++) {
-        if (strcmp(cml_token_str(n, t), "how") != 0)
+        if (!token_is(n, t, "how", 3))
             continue;
-        const char *next = cml_token_str(n, t + 1);
-        if (WORD_IN(next, how_adjectives))
+        uint32_t next = CLASSES(t + 1);
+        if (next & CLS_HOW_ADJECTIVE)
             h[12] = 1;
-        else if (WORD_IN(next, aux_words))
+        else if (next & CLS_AUX)
             h[11] = 1;
     }
     h[13] = fs->question_mark;
@@ -409,18 +468,12 @@ static void compute_hand(const cml_normalized *n, float *h) {
     h[15] = (float)(n->n_sentences > 5 ? 5 : n->n_sentences) / 5.0f;
     h[16] = (float)(log1p((double)fs->count) / log(40.0));
     h[17] = (float)(log1p((double)all) / log(60.0));
-    h[18] = (!strcmp(first, "can") || !strcmp(first, "could") || !strcmp(first, "would") ||
-             !strcmp(first, "will")) &&
-            !strcmp(second, "you") && fs->count > 2 &&
-            WORD_IN(cml_token_str(n, a + 2), invite_verbs);
-    h[19] = WORD_IN(first, aux_words) && !strcmp(second, "you");
-    h[20] = has_phrase(n, a, e, "what happened") || has_phrase(n, a, e, "what happens") ||
-            has_phrase(n, a, e, "what will happen") || has_phrase(n, a, e, "what would happen") ||
-            has_phrase(n, a, e, "what could happen") ||
-            has_phrase(n, a, e, "what is going to happen");
-    h[21] = has_phrase(n, a, e, "which");
-    h[22] = !strcmp(first, "where") || !strcmp(first, "who") || !strcmp(first, "when");
+    h[18] = (first & CLS_POLITE_AUX) && second_you && fs->count > 2 &&
+            (CLASSES(a + 2) & CLS_INVITE);
+    h[19] = (first & CLS_AUX) && second_you;
+    h[22] = (first & CLS_WHERE_WHO_WHEN) != 0;
     h[23] = fs->count <= 2;
+#undef CLASSES
 }
 
 /* --- extraction ----------------------------------------------------------- */

@@ -5,11 +5,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-/* Inlined: the words hashed are a few bytes long (see text_features.c). */
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 #include "cml_alloc.h"
+#include "word_table.h"
 
 /* Whole-word rewrites: informal speech, apostrophe-less contractions, fillers map to "". */
 static const struct {
@@ -125,54 +123,50 @@ static const char *const is_subjects[] = {
 
 static const char *const did_subjects[] = {"what", "where", "how", "who", "why", "when"};
 
+/* First words of a sentence that asks something, when no '?' says which one does. */
+static const char *const question_openers[] = {
+    "what",     "why",     "how",   "when",   "where", "who",  "whom", "whose", "which", "is",
+    "are",      "am",      "was",   "were",   "do",    "does", "did",  "can",   "could", "will",
+    "would",    "should",  "shall", "may",    "might", "must", "have", "has",   "had",   "tell",
+    "describe", "explain", "show",  "wonder", "i",     "let",  "huh",
+};
+
 /*
- * Every raw word is looked up, so the rewrites live in a read-only hash table built once:
- * one hash and usually one comparison a word.
+ * Every word is looked up, so the rewrites and the word lists above live in one read-only hash
+ * table built once: one hash and usually one comparison a word.
  */
-#define REWRITE_SLOTS 256 /* a power of two, over twice the number of rewrites */
-#define N_REWRITES (sizeof(word_rewrites) / sizeof(word_rewrites[0]))
-_Static_assert(N_REWRITES * 2 <= REWRITE_SLOTS, "REWRITE_SLOTS too small");
+enum { WORD_DISCOURSE = 1u << 0, WORD_IS_SUBJECT = 1u << 1, WORD_DID_SUBJECT = 1u << 2,
+       WORD_OPENER = 1u << 3 };
+#define N_ITEMS(a) (sizeof(a) / sizeof((a)[0]))
+static cml_word_slot lexicon_slots[512];
+static cml_word_table lexicon = {lexicon_slots, N_ITEMS(lexicon_slots), 0};
+static pthread_once_t lexicon_once = PTHREAD_ONCE_INIT;
 
-static struct rewrite_slot {
-    const char *from, *to; /* from == NULL: empty */
-    size_t len;
-} rewrite_table[REWRITE_SLOTS];
-static pthread_once_t rewrites_once = PTHREAD_ONCE_INIT;
-
-static inline size_t rewrite_home(const char *w, size_t len) {
-    return (size_t)XXH3_64bits(w, len) & (REWRITE_SLOTS - 1);
+static void build_lexicon(void) {
+    int full = 0;
+    for (size_t i = 0; i < N_ITEMS(word_rewrites); i++)
+        full |= cml_word_table_add(&lexicon, word_rewrites[i].from, 0, word_rewrites[i].to);
+    full |= cml_word_table_add_list(&lexicon, discourse_markers, N_ITEMS(discourse_markers),
+                                    WORD_DISCOURSE);
+    full |= cml_word_table_add_list(&lexicon, is_subjects, N_ITEMS(is_subjects), WORD_IS_SUBJECT);
+    full |= cml_word_table_add_list(&lexicon, did_subjects, N_ITEMS(did_subjects),
+                                    WORD_DID_SUBJECT);
+    full |= cml_word_table_add_list(&lexicon, question_openers, N_ITEMS(question_openers),
+                                    WORD_OPENER);
+    /* The lists are fixed at compile time: a table too small is a build error in spirit. */
+    if (full)
+        abort();
 }
 
-static void build_rewrites(void) {
-    for (size_t i = 0; i < N_REWRITES; i++) {
-        size_t len = strlen(word_rewrites[i].from);
-        size_t k = rewrite_home(word_rewrites[i].from, len);
-        while (rewrite_table[k].from != NULL)
-            k = (k + 1) & (REWRITE_SLOTS - 1);
-        rewrite_table[k] = (struct rewrite_slot){word_rewrites[i].from, word_rewrites[i].to, len};
-    }
+static inline const cml_word_slot *lexicon_find(const char *w, size_t len) {
+    pthread_once(&lexicon_once, build_lexicon);
+    return cml_word_table_find(&lexicon, w, len);
 }
 
-/* The rewrite of a whole word of len bytes, or NULL. */
-static const char *find_rewrite(const char *w, size_t len) {
-    pthread_once(&rewrites_once, build_rewrites);
-    for (size_t k = rewrite_home(w, len);; k = (k + 1) & (REWRITE_SLOTS - 1)) {
-        const struct rewrite_slot *r = &rewrite_table[k];
-        if (r->from == NULL)
-            return NULL;
-        if (r->len == len && memcmp(r->from, w, len) == 0)
-            return r->to;
-    }
+static inline bool word_is(const char *w, size_t len, uint32_t cls) {
+    const cml_word_slot *e = lexicon_find(w, len);
+    return e != NULL && (e->bits & cls) != 0;
 }
-
-static bool in_list(const char *w, const char *const *list, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(w, list[i]) == 0)
-            return true;
-    return false;
-}
-
-#define IN_LIST(w, list) in_list((w), (list), sizeof(list) / sizeof((list)[0]))
 
 static cml_err reserve(void **buf, size_t *cap, size_t want, size_t elem) {
     if (want <= *cap)
@@ -210,13 +204,8 @@ static cml_err emit_word(cml_normalized *n, const char *w, size_t len) {
     if (len == 0)
         return CML_OK;
     if (s->count == 0) {
-        char tmp[16];
-        if (len < sizeof(tmp)) {
-            memcpy(tmp, w, len);
-            tmp[len] = '\0';
-            if (IN_LIST(tmp, discourse_markers))
-                return CML_OK;
-        }
+        if (word_is(w, len, WORD_DISCOURSE))
+            return CML_OK;
     }
     if (reserve((void **)&n->chars, &n->chars_cap, n->chars_len + len + 1, 1) != CML_OK ||
         reserve((void **)&n->tokens, &n->tokens_cap, n->n_tokens + 1, sizeof(cml_token)) != CML_OK)
@@ -264,9 +253,9 @@ static cml_err emit_raw_word(cml_normalized *n, char *w, size_t len) {
     if (len == 0)
         return CML_OK;
     w[len] = '\0';
-    const char *to = find_rewrite(w, len);
-    if (to != NULL)
-        return emit_phrase(n, to);
+    const cml_word_slot *rw = lexicon_find(w, len);
+    if (rw != NULL && rw->text != NULL)
+        return emit_phrase(n, rw->text);
     /* Every clitic below has an apostrophe; most words do not. */
     if (memchr(w, '\'', len) == NULL)
         return emit_word(n, w, len);
@@ -295,8 +284,8 @@ static cml_err emit_raw_word(cml_normalized *n, char *w, size_t len) {
         if (err != CML_OK)
             return err;
         if (is_d)
-            return emit_phrase(n, IN_LIST(w, did_subjects) ? "did" : "would");
-        return IN_LIST(w, is_subjects) ? emit_word(n, "is", 2) : CML_OK;
+            return emit_phrase(n, word_is(w, stem, WORD_DID_SUBJECT) ? "did" : "would");
+        return word_is(w, stem, WORD_IS_SUBJECT) ? emit_word(n, "is", 2) : CML_OK;
     }
     return emit_word(n, w, len);
 }
@@ -347,12 +336,6 @@ static bool is_word_byte(unsigned char c) {
            c == '\'' || c >= 0x80;
 }
 
-static const char *const question_openers[] = {
-    "what",     "why",     "how",   "when",   "where", "who",  "whom", "whose", "which", "is",
-    "are",      "am",      "was",   "were",   "do",    "does", "did",  "can",   "could", "will",
-    "would",    "should",  "shall", "may",    "might", "must", "have", "has",   "had",   "tell",
-    "describe", "explain", "show",  "wonder", "i",     "let",  "huh",
-};
 
 static void choose_focus(cml_normalized *n) {
     size_t used = n->n_sentences;
@@ -367,7 +350,8 @@ static void choose_focus(cml_normalized *n) {
     for (size_t i = used; i-- > 0;) {
         if (n->sentences[i].count == 0)
             continue;
-        if (IN_LIST(cml_token_str(n, n->sentences[i].first), question_openers)) {
+        const cml_token *first = &n->tokens[n->sentences[i].first];
+        if (word_is(n->chars + first->off, first->len, WORD_OPENER)) {
             n->focus = i;
             return;
         }
