@@ -5,6 +5,7 @@
 #include <libstemmer.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 /* Inlined: most keys hash 2-5 bytes, where a call through the shared library costs more than
@@ -60,6 +61,7 @@ const char *const cml_hand_feature_names[CML_HAND_FEATURES] = {
 };
 
 struct cml_featurizer {
+    uint64_t id; /* unique in the process: tags what scratch caches learned from it */
     cml_feature_config cfg;
     uint32_t n_docs;
     size_t n_vocab;
@@ -77,6 +79,16 @@ struct cml_featurizer {
     } * slots;
     size_t slot_mask;
 };
+
+static atomic_uint_fast64_t featurizer_ids;
+
+/* A zeroed featurizer with a fresh id, owned by the caller; NULL on OOM. */
+static cml_featurizer *featurizer_new(void) {
+    cml_featurizer *f = cml_calloc(1, sizeof(*f));
+    if (f != NULL)
+        f->id = atomic_fetch_add(&featurizer_ids, 1) + 1;
+    return f;
+}
 
 static inline size_t vocab_home(uint64_t key, size_t mask) { return (size_t)(key >> 2) & mask; }
 
@@ -100,10 +112,32 @@ typedef struct stem_entry {
     char stem[STEM_MAX];
 } stem_entry;
 
+/*
+ * Cache of the vocabulary positions of each word's character n-grams, per featurizer: most
+ * terms of a question are character n-grams of words seen before, and each costs a hash and a
+ * lookup. Entries index a pool of positions; when the pool is full, the epoch moves on and
+ * every entry is stale at once.
+ */
+#define GRAM_CACHE 2048
+#define GRAM_POOL (32 * 1024)
+typedef struct gram_entry {
+    uint64_t word_hash;
+    uint64_t featurizer_id;
+    uint32_t epoch, off;
+    uint16_t word_len, n;
+} gram_entry;
+
 struct cml_feature_scratch {
     cml_normalized norm;
     struct sb_stemmer *stemmer;
     stem_entry *stem_cache;
+    uint64_t *token_hash; /* XXH3 of each token, | 1 */
+    size_t token_hash_cap;
+    gram_entry *gram_cache;
+    int32_t *gram_pool;
+    uint32_t gram_pool_used, gram_epoch;
+    uint32_t *token_class; /* word classes of each token, for the question-form features */
+    size_t token_class_cap;
     char *stems;
     size_t stems_cap;
     unsigned *stem_off;
@@ -139,11 +173,12 @@ cml_feature_scratch *cml_feature_scratch_new(void) {
         return NULL;
     s->stemmer = sb_stemmer_new("english", "UTF_8");
     s->stem_cache = cml_calloc(STEM_CACHE, sizeof(stem_entry));
-    if (s->stemmer == NULL || s->stem_cache == NULL) {
-        if (s->stemmer)
-            sb_stemmer_delete(s->stemmer);
-        cml_free(s->stem_cache);
-        cml_free(s);
+    s->gram_cache = cml_calloc(GRAM_CACHE, sizeof(gram_entry));
+    s->gram_pool = cml_malloc(GRAM_POOL * sizeof(int32_t));
+    s->gram_epoch = 1;
+    if (s->stemmer == NULL || s->stem_cache == NULL || s->gram_cache == NULL ||
+        s->gram_pool == NULL) {
+        cml_feature_scratch_free(s);
         return NULL;
     }
     return s;
@@ -153,8 +188,13 @@ void cml_feature_scratch_free(cml_feature_scratch *s) {
     if (s == NULL)
         return;
     cml_normalized_release(&s->norm);
-    sb_stemmer_delete(s->stemmer);
+    if (s->stemmer != NULL)
+        sb_stemmer_delete(s->stemmer);
     cml_free(s->stem_cache);
+    cml_free(s->token_hash);
+    cml_free(s->token_class);
+    cml_free(s->gram_cache);
+    cml_free(s->gram_pool);
     cml_free(s->stems);
     cml_free(s->stem_off);
     cml_free(s->cols);
@@ -176,13 +216,17 @@ static cml_err prepare(cml_feature_scratch *s, const char *text, size_t len) {
     const cml_normalized *n = &s->norm;
     if (grow_array((void **)&s->stem_off, &s->stem_off_cap, n->n_tokens + 1, sizeof(unsigned)) !=
             CML_OK ||
-        grow_array((void **)&s->stems, &s->stems_cap, n->chars_len + n->n_tokens + 1, 1) != CML_OK)
+        grow_array((void **)&s->stems, &s->stems_cap, n->chars_len + n->n_tokens + 1, 1) !=
+            CML_OK ||
+        grow_array((void **)&s->token_hash, &s->token_hash_cap, n->n_tokens + 1,
+                   sizeof(uint64_t)) != CML_OK)
         return CML_ERR_NOMEM;
     size_t used = 0;
     for (size_t i = 0; i < n->n_tokens; i++) {
         const char *word = cml_token_str(n, i);
         size_t wl = n->tokens[i].len;
         uint64_t h = XXH3_64bits(word, wl) | 1;
+        s->token_hash[i] = h;
         stem_entry *e = &s->stem_cache[h % STEM_CACHE];
         const sb_symbol *st;
         size_t sl;
@@ -241,9 +285,8 @@ static size_t join_stems(const cml_feature_scratch *s, size_t from, size_t k, co
     return used + run;
 }
 
-/* Every term of the prepared text, in a fixed order, handed to sink. */
-static void enumerate_terms(cml_feature_scratch *s, const cml_featurizer *f,
-                            const cml_feature_config *cfg, term_sink sink) {
+/* The word and focus terms of the prepared text, in a fixed order, handed to sink. */
+static void enumerate_word_terms(cml_feature_scratch *s, const cml_featurizer *f, term_sink sink) {
     const cml_normalized *n = &s->norm;
     char buf[512];
     for (size_t si = 0; si < n->n_sentences; si++) {
@@ -282,19 +325,31 @@ static void enumerate_terms(cml_feature_scratch *s, const cml_featurizer *f,
         size_t len = join_stems(s, end - k, k, "$", buf, sizeof buf);
         sink(s, f, term_key(buf, len, NS_FOCUS));
     }
-    /* Character n-grams inside word boundaries, on unstemmed words. */
-    for (size_t t = 0; t < n->n_tokens; t++) {
-        size_t wl = n->tokens[t].len;
-        if (wl + 2 > sizeof buf)
-            continue;
-        buf[0] = ' ';
-        memcpy(buf + 1, cml_token_str(n, t), wl);
-        buf[wl + 1] = ' ';
-        size_t padded = wl + 2;
-        for (size_t g = cfg->char_min; g <= cfg->char_max && g <= padded; g++)
-            for (size_t i = 0; i + g <= padded; i++)
-                sink(s, f, term_key(buf + i, g, NS_CHAR));
-    }
+}
+
+/* Character n-grams of token t (unstemmed, inside word boundaries), in order, to sink. */
+static void enumerate_char_terms(cml_feature_scratch *s, const cml_featurizer *f,
+                                 const cml_feature_config *cfg, size_t t, term_sink sink) {
+    const cml_normalized *n = &s->norm;
+    char buf[512];
+    size_t wl = n->tokens[t].len;
+    if (wl + 2 > sizeof buf)
+        return;
+    buf[0] = ' ';
+    memcpy(buf + 1, cml_token_str(n, t), wl);
+    buf[wl + 1] = ' ';
+    size_t padded = wl + 2;
+    for (size_t g = cfg->char_min; g <= cfg->char_max && g <= padded; g++)
+        for (size_t i = 0; i + g <= padded; i++)
+            sink(s, f, term_key(buf + i, g, NS_CHAR));
+}
+
+/* Every term of the prepared text, in a fixed order, handed to sink. */
+static void enumerate_terms(cml_feature_scratch *s, const cml_featurizer *f,
+                            const cml_feature_config *cfg, term_sink sink) {
+    enumerate_word_terms(s, f, sink);
+    for (size_t t = 0; t < s->norm.n_tokens; t++)
+        enumerate_char_terms(s, f, cfg, t, sink);
 }
 
 /* --- hand features ------------------------------------------------------ */
@@ -319,9 +374,10 @@ enum {
     CLS_PRONOUN = 1u << 2,
     CLS_HOW_ADJECTIVE = 1u << 3,
     CLS_INVITE = 1u << 4,
-    CLS_TAG_END = 1u << 5,     /* "..., right?" */
-    CLS_POLITE_AUX = 1u << 6,  /* "can/could/would/will you ..." */
+    CLS_TAG_END = 1u << 5,    /* "..., right?" */
+    CLS_POLITE_AUX = 1u << 6, /* "can/could/would/will you ..." */
     CLS_WHERE_WHO_WHEN = 1u << 7,
+    CLS_PHRASE_HEAD = 1u << 8, /* << i: first word of a phrase of phrase_features[i] */
 };
 static const char *const tag_ends[] = {"right", "okay", "huh", "eh", "yes"};
 static const char *const polite_aux[] = {"can", "could", "would", "will"};
@@ -346,26 +402,18 @@ static const struct phrase_feature {
     {9, false, {"why do not you", "why not"}},
     {20,
      true,
-     {"what happened", "what happens", "what will happen", "what would happen",
-      "what could happen", "what is going to happen"}},
+     {"what happened", "what happens", "what will happen", "what would happen", "what could happen",
+      "what is going to happen"}},
     {21, true, {"which"}},
 };
 #define N_PHRASE_FEATURES (sizeof(phrase_features) / sizeof(phrase_features[0]))
 
-/* A 64-bit set of words by a cheap hash, to skip absent phrases at once. */
-static inline unsigned word_bit(const char *w, size_t len) {
-    unsigned h = (unsigned)len * 31u;
-    for (size_t i = 0; i < len; i++)
-        h = h * 33u + (unsigned char)w[i];
-    return h & 63u;
-}
+_Static_assert(N_PHRASE_FEATURES <= 32 - 8, "too many phrase features for the class bits");
 
 static cml_word_slot word_class_slots[256];
 static cml_word_table word_classes = {word_class_slots, 256, 0};
-/* Length and word_bit of each phrase's first word. */
-static struct phrase_head {
-    uint8_t len, bit;
-} phrase_heads[N_PHRASE_FEATURES][MAX_PHRASES];
+/* Length of each phrase's first word. */
+static uint8_t phrase_head_len[N_PHRASE_FEATURES][MAX_PHRASES];
 static pthread_once_t hand_tables_once = PTHREAD_ONCE_INIT;
 
 #define ADD_CLASS(list, cls) cml_word_table_add_list(&word_classes, list, N_ITEMS(list), cls)
@@ -378,14 +426,15 @@ static void build_hand_tables(void) {
                ADD_CLASS(polite_aux, CLS_POLITE_AUX) |
                ADD_CLASS(where_who_when, CLS_WHERE_WHO_WHEN);
     /* The lists are fixed at compile time: a table too small is a build error in spirit. */
-    if (full)
-        abort();
     for (size_t i = 0; i < N_PHRASE_FEATURES; i++)
         for (size_t j = 0; j < MAX_PHRASES && phrase_features[i].phrases[j]; j++) {
             const char *p = phrase_features[i].phrases[j];
             size_t first = strcspn(p, " ");
-            phrase_heads[i][j] = (struct phrase_head){(uint8_t)first, (uint8_t)word_bit(p, first)};
+            phrase_head_len[i][j] = (uint8_t)first;
+            full |= cml_word_table_add_n(&word_classes, p, first, CLS_PHRASE_HEAD << i, NULL);
         }
+    if (full)
+        abort();
 }
 
 /* Is tokens[t..] the phrase (space-separated words)? */
@@ -405,17 +454,15 @@ static bool phrase_at(const cml_normalized *n, size_t t, size_t end, const char 
     return true;
 }
 
-static bool any_phrase(const cml_normalized *n, size_t from, size_t end, uint64_t words_present,
+/* Does a phrase of phrase_features[feature] start at a token of [from, end)? */
+static bool any_phrase(const cml_normalized *n, const uint32_t *classes, size_t from, size_t end,
                        size_t feature) {
     const struct phrase_feature *pf = &phrase_features[feature];
-    for (size_t j = 0; j < MAX_PHRASES && pf->phrases[j]; j++) {
-        struct phrase_head head = phrase_heads[feature][j];
-        /* Most phrases fail on the first word: test it before walking the tokens. */
-        if (!(words_present >> head.bit & 1))
+    for (size_t t = from; t < end; t++) {
+        if (!(classes[t] & (CLS_PHRASE_HEAD << feature)))
             continue;
-        for (size_t t = from; t < end; t++)
-            if (n->tokens[t].len == head.len &&
-                memcmp(cml_token_str(n, t), pf->phrases[j], head.len) == 0 &&
+        for (size_t j = 0; j < MAX_PHRASES && pf->phrases[j]; j++)
+            if (n->tokens[t].len == phrase_head_len[feature][j] &&
                 phrase_at(n, t, end, pf->phrases[j]))
                 return true;
     }
@@ -426,36 +473,42 @@ static inline bool token_is(const cml_normalized *n, size_t t, const char *w, si
     return n->tokens[t].len == len && memcmp(cml_token_str(n, t), w, len) == 0;
 }
 
-static void compute_hand(const cml_normalized *n, float *h) {
+/* Question-form features of the normalised text s->norm into h. */
+static cml_err compute_hand(cml_feature_scratch *s, float *h) {
+    const cml_normalized *n = &s->norm;
     memset(h, 0, CML_HAND_FEATURES * sizeof(float));
     if (n->n_tokens == 0)
-        return;
+        return CML_OK;
     pthread_once(&hand_tables_once, build_hand_tables);
-    uint64_t words_present = 0;
-    for (size_t t = 0; t < n->n_tokens; t++)
-        words_present |= 1ull << word_bit(cml_token_str(n, t), n->tokens[t].len);
+    if (grow_array((void **)&s->token_class, &s->token_class_cap, n->n_tokens, sizeof(uint32_t)) !=
+        CML_OK)
+        return CML_ERR_NOMEM;
+    uint32_t *classes = s->token_class, present = 0;
+    for (size_t t = 0; t < n->n_tokens; t++) {
+        classes[t] = cml_word_table_bits(&word_classes, cml_token_str(n, t), n->tokens[t].len);
+        present |= classes[t];
+    }
     const cml_sentence *fs = &n->sentences[n->focus];
     size_t a = fs->first, e = fs->first + fs->count, all = n->n_tokens;
-#define CLASSES(t) cml_word_table_bits(&word_classes, cml_token_str(n, t), n->tokens[t].len)
-    uint32_t first = CLASSES(a), last = CLASSES(e - 1);
+    uint32_t first = classes[a], last = classes[e - 1];
     bool second_you = fs->count > 1 && token_is(n, a + 1, "you", 3);
 
     for (size_t i = 0; i < N_PHRASE_FEATURES; i++) {
         bool focus = phrase_features[i].focus_only;
-        h[phrase_features[i].column] =
-            any_phrase(n, focus ? a : 0, focus ? e : all, words_present, i);
+        h[phrase_features[i].column] = (present & (CLS_PHRASE_HEAD << i)) &&
+                                       any_phrase(n, classes, focus ? a : 0, focus ? e : all, i);
     }
     h[0] = (first & CLS_WH) != 0;
     h[1] = (first & CLS_AUX) != 0;
     bool tag = (last & CLS_TAG_END) != 0;
     if (fs->count > 3 && (last & CLS_PRONOUN) && token_is(n, e - 2, "not", 3) &&
-        (CLASSES(e - 3) & CLS_AUX))
+        (classes[e - 3] & CLS_AUX))
         tag = true;
     h[10] = tag;
     for (size_t t = a; t + 1 < e; t++) {
         if (!token_is(n, t, "how", 3))
             continue;
-        uint32_t next = CLASSES(t + 1);
+        uint32_t next = classes[t + 1];
         if (next & CLS_HOW_ADJECTIVE)
             h[12] = 1;
         else if (next & CLS_AUX)
@@ -468,22 +521,20 @@ static void compute_hand(const cml_normalized *n, float *h) {
     h[15] = (float)(n->n_sentences > 5 ? 5 : n->n_sentences) / 5.0f;
     h[16] = (float)(log1p((double)fs->count) / log(40.0));
     h[17] = (float)(log1p((double)all) / log(60.0));
-    h[18] = (first & CLS_POLITE_AUX) && second_you && fs->count > 2 &&
-            (CLASSES(a + 2) & CLS_INVITE);
+    h[18] =
+        (first & CLS_POLITE_AUX) && second_you && fs->count > 2 && (classes[a + 2] & CLS_INVITE);
     h[19] = (first & CLS_AUX) && second_you;
     h[22] = (first & CLS_WHERE_WHO_WHEN) != 0;
     h[23] = fs->count <= 2;
-#undef CLASSES
+    return CML_OK;
 }
 
 /* --- extraction ----------------------------------------------------------- */
 
 static void collect(cml_feature_scratch *s, const cml_featurizer *f, uint64_t key);
 
-static void accumulate(cml_feature_scratch *s, const cml_featurizer *f, uint64_t key) {
-    int32_t pos = vocab_find(f, key);
-    if (pos < 0)
-        return;
+/* Counts one occurrence of vocabulary position pos. */
+static void accumulate_position(cml_feature_scratch *s, int32_t pos) {
     int col = CML_HAND_FEATURES + pos;
     size_t mask = s->slots_cap - 1;
     for (size_t i = ((size_t)col * 0x9E3779B1u) & mask;; i = (i + 1) & mask) {
@@ -500,6 +551,63 @@ static void accumulate(cml_feature_scratch *s, const cml_featurizer *f, uint64_t
             return;
         }
     }
+}
+
+/*
+ * Looks up the collected keys s->terms and counts those in the vocabulary; their positions go
+ * to found (when not NULL; room for n_terms) and their number is returned. Keys first, then
+ * lookups with prefetching: the vocabulary table misses the cache, and overlapping those
+ * misses is much of the speed of extraction.
+ */
+static size_t lookup_terms(cml_feature_scratch *s, const cml_featurizer *f, int32_t *found) {
+    const size_t ahead = 12;
+    size_t n_found = 0;
+    for (size_t i = 0; i < s->n_terms && i < ahead; i++)
+        __builtin_prefetch(&f->slots[vocab_home(s->terms[i], f->slot_mask)]);
+    for (size_t i = 0; i < s->n_terms; i++) {
+        if (i + ahead < s->n_terms)
+            __builtin_prefetch(&f->slots[vocab_home(s->terms[i + ahead], f->slot_mask)]);
+        int32_t pos = vocab_find(f, s->terms[i]);
+        if (pos < 0)
+            continue;
+        accumulate_position(s, pos);
+        if (found != NULL)
+            found[n_found] = pos;
+        n_found++;
+    }
+    return n_found;
+}
+
+/* Counts token t's character n-grams, from the cache when this word was seen before. */
+static void accumulate_char_terms(cml_feature_scratch *s, const cml_featurizer *f, size_t t) {
+    uint64_t h = s->token_hash[t];
+    size_t wl = s->norm.tokens[t].len;
+    gram_entry *e = &s->gram_cache[(h >> 20) % GRAM_CACHE];
+    if (e->word_hash == h && e->word_len == wl && e->featurizer_id == f->id &&
+        e->epoch == s->gram_epoch) {
+        for (uint32_t k = 0; k < e->n; k++)
+            accumulate_position(s, s->gram_pool[e->off + k]);
+        return;
+    }
+    s->n_terms = 0;
+    enumerate_char_terms(s, f, &f->cfg, t, collect);
+    if (s->n_terms > GRAM_POOL || wl > UINT16_MAX) { /* never cached */
+        lookup_terms(s, f, NULL);
+        return;
+    }
+    if (s->gram_pool_used + s->n_terms > GRAM_POOL) {
+        s->gram_epoch++;
+        s->gram_pool_used = 0;
+    }
+    uint32_t off = s->gram_pool_used;
+    size_t n_found = lookup_terms(s, f, s->gram_pool + off);
+    *e = (gram_entry){.word_hash = h,
+                      .featurizer_id = f->id,
+                      .epoch = s->gram_epoch,
+                      .off = off,
+                      .word_len = (uint16_t)wl,
+                      .n = (uint16_t)n_found};
+    s->gram_pool_used += (uint32_t)n_found;
 }
 
 static size_t term_bound(const cml_normalized *n, const cml_feature_config *cfg) {
@@ -533,7 +641,8 @@ cml_err cml_features_extract(const cml_featurizer *f, cml_feature_scratch *s, co
     }
     /* Hand features first, then counted terms. */
     float hand[CML_HAND_FEATURES];
-    compute_hand(&s->norm, hand);
+    if ((err = compute_hand(s, hand)) != CML_OK)
+        return err;
     s->n = 0;
     for (int i = 0; i < CML_HAND_FEATURES; i++) {
         if (hand[i] != 0.0f) {
@@ -543,18 +652,12 @@ cml_err cml_features_extract(const cml_featurizer *f, cml_feature_scratch *s, co
         }
     }
     size_t first_term = s->n;
-    /* Keys first, then lookups with prefetching: the vocabulary table misses the cache, and
-       overlapping those misses is most of the speed of extraction. */
+    /* Word terms, then each token's character n-grams: the same order as fitting. */
     s->n_terms = 0;
-    enumerate_terms(s, f, &f->cfg, collect);
-    const size_t ahead = 12;
-    for (size_t i = 0; i < s->n_terms && i < ahead; i++)
-        __builtin_prefetch(&f->slots[vocab_home(s->terms[i], f->slot_mask)]);
-    for (size_t i = 0; i < s->n_terms; i++) {
-        if (i + ahead < s->n_terms)
-            __builtin_prefetch(&f->slots[vocab_home(s->terms[i + ahead], f->slot_mask)]);
-        accumulate(s, f, s->terms[i]);
-    }
+    enumerate_word_terms(s, f, collect);
+    lookup_terms(s, f, NULL);
+    for (size_t t = 0; t < s->norm.n_tokens; t++)
+        accumulate_char_terms(s, f, t);
 
     /* Sublinear TF times IDF, L2-normalised per namespace. */
     double norm2[NS_COUNT] = {0};
@@ -589,9 +692,7 @@ cml_err cml_features_extract(const cml_featurizer *f, cml_feature_scratch *s, co
 
 cml_err cml_hand_features(cml_feature_scratch *s, const char *text, size_t len, float *out) {
     cml_err err = cml_normalize(text, len, &s->norm);
-    if (err == CML_OK)
-        compute_hand(&s->norm, out);
-    return err;
+    return err != CML_OK ? err : compute_hand(s, out);
 }
 
 /* --- fitting -------------------------------------------------------------- */
@@ -642,7 +743,7 @@ cml_err cml_featurizer_fit(const cml_dataset *ds, const cml_feature_config *cfg,
     if (cfg->char_min < 1 || cfg->char_max < cfg->char_min || cfg->char_max > 8)
         return CML_ERR_INVALID;
     s = cml_feature_scratch_new();
-    f = cml_calloc(1, sizeof(*f));
+    f = featurizer_new();
     if (s == NULL || f == NULL || cml_u64_map_init(&df, 1 << 16) != CML_OK) {
         err = CML_ERR_NOMEM;
         goto done;
@@ -817,7 +918,7 @@ cml_err cml_featurizer_deserialize(const uint8_t *buf, size_t len, cml_featurize
                                    cml_diag *diag) {
     cml_err err = CML_OK;
     cml_reader r = cml_reader_init(buf, len);
-    cml_featurizer *f = cml_calloc(1, sizeof(*f));
+    cml_featurizer *f = featurizer_new();
     *out = NULL;
     if (f == NULL)
         return CML_ERR_NOMEM;

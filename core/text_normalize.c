@@ -135,8 +135,12 @@ static const char *const question_openers[] = {
  * Every word is looked up, so the rewrites and the word lists above live in one read-only hash
  * table built once: one hash and usually one comparison a word.
  */
-enum { WORD_DISCOURSE = 1u << 0, WORD_IS_SUBJECT = 1u << 1, WORD_DID_SUBJECT = 1u << 2,
-       WORD_OPENER = 1u << 3 };
+enum {
+    WORD_DISCOURSE = 1u << 0,
+    WORD_IS_SUBJECT = 1u << 1,
+    WORD_DID_SUBJECT = 1u << 2,
+    WORD_OPENER = 1u << 3
+};
 #define N_ITEMS(a) (sizeof(a) / sizeof((a)[0]))
 static cml_word_slot lexicon_slots[512];
 static cml_word_table lexicon = {lexicon_slots, N_ITEMS(lexicon_slots), 0};
@@ -149,10 +153,10 @@ static void build_lexicon(void) {
     full |= cml_word_table_add_list(&lexicon, discourse_markers, N_ITEMS(discourse_markers),
                                     WORD_DISCOURSE);
     full |= cml_word_table_add_list(&lexicon, is_subjects, N_ITEMS(is_subjects), WORD_IS_SUBJECT);
-    full |= cml_word_table_add_list(&lexicon, did_subjects, N_ITEMS(did_subjects),
-                                    WORD_DID_SUBJECT);
-    full |= cml_word_table_add_list(&lexicon, question_openers, N_ITEMS(question_openers),
-                                    WORD_OPENER);
+    full |=
+        cml_word_table_add_list(&lexicon, did_subjects, N_ITEMS(did_subjects), WORD_DID_SUBJECT);
+    full |=
+        cml_word_table_add_list(&lexicon, question_openers, N_ITEMS(question_openers), WORD_OPENER);
     /* The lists are fixed at compile time: a table too small is a build error in spirit. */
     if (full)
         abort();
@@ -335,7 +339,6 @@ static bool is_word_byte(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            c == '\'' || c >= 0x80;
 }
-
 
 static void choose_focus(cml_normalized *n) {
     size_t used = n->n_sentences;

@@ -23,7 +23,11 @@ const cml_word_slot *cml_word_table_find(const cml_word_table *t, const char *w,
 }
 
 int cml_word_table_add(cml_word_table *t, const char *word, uint32_t bits, const char *text) {
-    size_t len = strlen(word);
+    return cml_word_table_add_n(t, word, strlen(word), bits, text);
+}
+
+int cml_word_table_add_n(cml_word_table *t, const char *word, size_t len, uint32_t bits,
+                         const char *text) {
     size_t k = home(t, word, len);
     for (; t->slots[k].word != NULL; k = (k + 1) & (t->n_slots - 1)) {
         cml_word_slot *s = &t->slots[k];

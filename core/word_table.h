@@ -29,6 +29,10 @@ typedef struct cml_word_table {
  */
 int cml_word_table_add(cml_word_table *t, const char *word, uint32_t bits, const char *text);
 
+/* The same for the first len bytes at word (which the table points into: keep them alive). */
+int cml_word_table_add_n(cml_word_table *t, const char *word, size_t len, uint32_t bits,
+                         const char *text);
+
 /* Adds every word of a list with the same bits; -1 as above. */
 int cml_word_table_add_list(cml_word_table *t, const char *const *words, size_t n, uint32_t bits);
 

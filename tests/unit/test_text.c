@@ -4,6 +4,7 @@
 #include "text_features.h"
 #include "text_normalize.h"
 #include "unit.h"
+#include "word_table.h"
 
 static const struct {
     const char *in, *want;
@@ -175,6 +176,93 @@ START_TEST(test_long_text) {
 }
 END_TEST
 
+/* Two extractions of text: one through s (warm caches), one through a new scratch (cold). */
+static void expect_same_as_cold(const cml_featurizer *f, cml_feature_scratch *s, const char *text) {
+    cml_feature_scratch *cold = cml_feature_scratch_new();
+    cml_sparse a, b;
+    ck_assert_int_eq(cml_features_extract(f, s, text, strlen(text), &a), CML_OK);
+    ck_assert_int_eq(cml_features_extract(f, cold, text, strlen(text), &b), CML_OK);
+    ck_assert_int_eq(a.n, b.n);
+    for (int i = 0; i < a.n; i++) {
+        ck_assert_int_eq(a.idx[i], b.idx[i]);
+        ck_assert_msg(a.val[i] == b.val[i], "\"%s\": column %d differs", text, a.idx[i]);
+    }
+    cml_feature_scratch_free(cold);
+}
+
+START_TEST(test_scratch_shared_by_featurizers) {
+    /* One scratch serves models with different vocabularies (classic and ensemble in one
+       worker, or a model swapped for a retrained one): what it cached for one never leaks
+       into another's features, even when the new featurizer reuses the old one's memory. */
+    cml_dataset *small = unit_corpus(150), *large = unit_corpus(900);
+    cml_featurizer *f, *g;
+    cml_feature_scratch *s = cml_feature_scratch_new();
+    const char *texts[] = {"what do you think will happen next?", "is the tower tall?",
+                           "tell me about your drawing", "which one is heavier, the rock?"};
+    ck_assert_int_eq(cml_featurizer_fit(small, NULL, &f), CML_OK);
+    ck_assert_int_eq(cml_featurizer_fit(large, NULL, &g), CML_OK);
+    ck_assert_uint_ne(cml_featurizer_n_cols(f), cml_featurizer_n_cols(g));
+    for (size_t round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+            expect_same_as_cold(f, s, texts[i]);
+            expect_same_as_cold(g, s, texts[i]);
+        }
+    for (int i = 0; i < 3; i++) {
+        cml_featurizer_free(f);
+        ck_assert_int_eq(cml_featurizer_fit(i % 2 ? small : large, NULL, &f), CML_OK);
+        expect_same_as_cold(f, s, texts[0]);
+    }
+    cml_feature_scratch_free(s);
+    cml_featurizer_free(f);
+    cml_featurizer_free(g);
+    cml_dataset_free(small);
+    cml_dataset_free(large);
+}
+END_TEST
+
+START_TEST(test_scratch_caches_fill_and_recycle) {
+    /* Every word of the corpus through one scratch, twice: more words than the caches hold,
+       so entries are replaced and the position pool starts over; answers stay those of a cold
+       scratch. */
+    cml_dataset *ds = unit_corpus(0);
+    cml_featurizer *f;
+    ck_assert_int_eq(cml_featurizer_fit(ds, NULL, &f), CML_OK);
+    cml_feature_scratch *s = cml_feature_scratch_new();
+    cml_sparse x;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t r = 0; r < ds->n; r++)
+            ck_assert_int_eq(cml_features_extract(f, s, ds->texts[r], strlen(ds->texts[r]), &x),
+                             CML_OK);
+    for (size_t r = 0; r < ds->n; r += 97)
+        expect_same_as_cold(f, s, ds->texts[r]);
+    cml_feature_scratch_free(s);
+    cml_featurizer_free(f);
+    cml_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(test_word_table) {
+    cml_word_slot slots[8] = {0};
+    cml_word_table t = {slots, 8, 0};
+    ck_assert_int_eq(cml_word_table_add(&t, "gonna", 0, "going to"), 0);
+    ck_assert_int_eq(cml_word_table_add(&t, "what", 1, NULL), 0);
+    ck_assert_int_eq(cml_word_table_add(&t, "what", 4, NULL), 0); /* bits merge */
+    ck_assert_int_eq(cml_word_table_add_n(&t, "how many", 3, 2, NULL), 0);
+    ck_assert_uint_eq(t.n_words, 3);
+    ck_assert_uint_eq(cml_word_table_bits(&t, "what", 4), 5);
+    ck_assert_uint_eq(cml_word_table_bits(&t, "how", 3), 2);
+    ck_assert_str_eq(cml_word_table_find(&t, "gonna", 5)->text, "going to");
+    ck_assert_ptr_null(cml_word_table_find(&t, "gonn", 4));     /* a prefix is another word */
+    ck_assert_ptr_nonnull(cml_word_table_find(&t, "whatx", 4)); /* the first 4 bytes */
+    ck_assert_uint_eq(cml_word_table_bits(&t, "why", 3), 0);
+    /* At most half full, so a miss always ends at an empty slot. */
+    ck_assert_int_eq(cml_word_table_add(&t, "four", 0, NULL), 0);
+    ck_assert_int_eq(cml_word_table_add(&t, "five", 0, NULL), -1);
+    ck_assert_ptr_null(cml_word_table_find(&t, "five", 4));
+    ck_assert_int_eq(cml_word_table_add(&t, "four", 8, NULL), 0); /* an update still fits */
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("text");
     TCase *tc = tcase_create("normalise");
@@ -188,6 +276,9 @@ int main(void) {
     tcase_add_test(tf, test_features_same_path_for_training_and_serving);
     tcase_add_test(tf, test_featurizer_round_trip_and_corruption);
     tcase_add_test(tf, test_long_text);
+    tcase_add_test(tf, test_scratch_shared_by_featurizers);
+    tcase_add_test(tf, test_scratch_caches_fill_and_recycle);
+    tcase_add_test(tf, test_word_table);
     suite_add_tcase(s, tf);
     return unit_run(s);
 }
