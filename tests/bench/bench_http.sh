@@ -13,7 +13,13 @@ build=$(cd "${1:-$top}" && pwd)
 dur=${2:-10s}
 work=$(mktemp -d /tmp/cml-bench.XXXXXX)
 pids=""
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+# Every server started here leaves its pids in $work/*/*.pid (start_stack runs in a command
+# substitution, so a variable set there would not reach this shell).
+cleanup() {
+    for p in $pids $(cat "$work"/*/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
 trap cleanup EXIT
 export OMP_WAIT_POLICY=passive
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -39,8 +45,9 @@ start_stack() { # name, fastcgi program and args...
     else
         spawn-fcgi -s "$work/$name/sock" -F 2 -P "$work/$name/fcgi.pid" -- "$@" >/dev/null
     fi
-    "$lighttpd" -D -f "$work/$name/lighttpd.conf" &
-    pids="$pids $!"
+    # Its output must not hold the caller's pipe open (stdout is the port).
+    "$lighttpd" -D -f "$work/$name/lighttpd.conf" >"$work/$name/lighttpd.out" 2>&1 &
+    echo $! >"$work/$name/front.pid"
     echo "$port"
 }
 wait_ready() { # url

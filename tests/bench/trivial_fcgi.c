@@ -7,6 +7,7 @@
 
 #include <fcgiapp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 
 static const char answer[] = "Status: 200 OK\r\nContent-Type: application/json\r\n"
@@ -33,10 +34,17 @@ int main(void) {
     if (n < 1 || n > 64)
         n = 2;
     pthread_t threads[64];
+    /* libfcgi catches SIGTERM only to flag a shutdown that a blocked accept never sees: the
+       threads block it and this one waits for it, as cultivate-ml-fcgi does. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
     FCGX_Init();
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     for (int i = 0; i < n; i++)
         pthread_create(&threads[i], NULL, serve, NULL);
-    for (int i = 0; i < n; i++)
-        pthread_join(threads[i], NULL);
+    int sig;
+    sigwait(&stop, &sig);
     return 0;
 }

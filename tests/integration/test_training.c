@@ -38,24 +38,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_client.h"
 #include "process_watch.h"
 
 #include "dataset.h"
 
 /* --- environment ------------------------------------------------------------------------- */
-
-static const char *env_or(const char *name, const char *def) {
-    const char *v = getenv(name);
-    return v && *v ? v : def;
-}
-
-static const char *base_url(void) {
-    const char *u = getenv("CML_BASE_URL");
-    ck_assert_msg(u && *u, "CML_BASE_URL is not set: run this through test_training_lighttpd.sh");
-    return u;
-}
-
-static const char *api_key(void) { return env_or("CML_API_KEY", "integration-test-key"); }
 
 static const char *state_dir(void) {
     const char *s = getenv("CML_STATE_DIR");
@@ -63,216 +51,12 @@ static const char *state_dir(void) {
     return s;
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 static void sleep_ms(long ms) {
     struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&t, NULL);
 }
 
-/* --- a small HTTP client (as in test_service.c) -------------------------------------------- */
-
-typedef struct resp {
-    long status;
-    char *body;
-    size_t len;
-    char *head;
-    size_t head_len;
-    json_object *json; /* the parsed body when it is JSON, else NULL */
-} resp;
-
-typedef struct buf {
-    char *p;
-    size_t n;
-} buf;
-
-static size_t collect(char *data, size_t size, size_t nmemb, void *ctx) {
-    buf *b = ctx;
-    size_t n = size * nmemb;
-    char *p = realloc(b->p, b->n + n + 1);
-    if (p == NULL)
-        return 0;
-    memcpy(p + b->n, data, n);
-    b->n += n;
-    p[b->n] = '\0';
-    b->p = p;
-    return n;
-}
-
-static void setup_handle(CURL *c) {
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
-}
-
-/*
- * One request. ctype NULL sends no Content-Type; body NULL with POST sends an empty body.
- * headers: NULL-terminated or NULL. Fails the test when nothing answered.
- */
-static resp *request(const char *method, const char *path, const char *ctype, const char *body,
-                     size_t len, const char *const *headers) {
-    CURL *c = curl_easy_init();
-    ck_assert_ptr_nonnull(c);
-    setup_handle(c);
-    char url[4096];
-    snprintf(url, sizeof url, "%s%s", base_url(), path);
-    buf b = {0}, h = {0};
-    struct curl_slist *hl = NULL;
-    char ct[256];
-    snprintf(ct, sizeof ct, "Content-Type:%s%s", ctype ? " " : "", ctype ? ctype : "");
-    hl = curl_slist_append(hl, ct);
-    hl = curl_slist_append(hl, "Expect:");
-    for (size_t i = 0; headers && headers[i]; i++)
-        hl = curl_slist_append(hl, headers[i]);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
-    if (!strcmp(method, "POST")) {
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? len : 0));
-    }
-    CURLcode rc = curl_easy_perform(c);
-    curl_slist_free_all(hl);
-    ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
-    resp *r = calloc(1, sizeof *r);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    r->body = b.p ? b.p : strdup("");
-    r->len = b.n;
-    r->head = h.p ? h.p : strdup("");
-    r->head_len = h.n;
-    if (r->len > 0 && (r->body[0] == '{' || r->body[0] == '[')) {
-        json_tokener *tok = json_tokener_new();
-        r->json = json_tokener_parse_ex(tok, r->body, (int)r->len);
-        if (json_tokener_get_error(tok) != json_tokener_success) {
-            json_object_put(r->json);
-            r->json = NULL;
-        }
-        json_tokener_free(tok);
-    }
-    curl_easy_cleanup(c);
-    return r;
-}
-
-static void resp_free(resp *r) {
-    if (r == NULL)
-        return;
-    json_object_put(r->json);
-    free(r->body);
-    free(r->head);
-    free(r);
-}
-
-static resp *get(const char *path) { return request("GET", path, NULL, NULL, 0, NULL); }
-
-static resp *post_json(const char *path, const char *json) {
-    return request("POST", path, "application/json", json, strlen(json), NULL);
-}
-
-/* An admin POST (Bearer key) with content type ctype and, when id is not NULL, that request id. */
-static resp *post_admin_as(const char *path, const char *ctype, const char *body, size_t len,
-                           const char *id) {
-    char auth[512], rid[192];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", api_key());
-    snprintf(rid, sizeof rid, "X-Request-Id: %s", id ? id : "");
-    const char *h[] = {auth, id ? rid : NULL, NULL};
-    return request("POST", path, ctype, body, len, h);
-}
-
-static resp *post_admin(const char *path, const char *json) {
-    return post_admin_as(path, "application/json", json, json ? strlen(json) : 0, NULL);
-}
-
-static const char *header(const resp *r, const char *name, char *out, size_t cap) {
-    const char *found = NULL;
-    size_t nl = strlen(name);
-    for (const char *line = r->head; line && *line;) {
-        const char *eol = strstr(line, "\r\n");
-        size_t ll = eol ? (size_t)(eol - line) : strlen(line);
-        if (ll > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
-            const char *v = line + nl + 1;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            size_t vl = ll - (size_t)(v - line);
-            while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-                vl--;
-            snprintf(out, cap, "%.*s", (int)vl, v);
-            found = out;
-        }
-        line = eol ? eol + 2 : NULL;
-    }
-    return found;
-}
-
-/* --- JSON helpers ------------------------------------------------------------------------ */
-
-static json_object *jget(json_object *o, const char *path) {
-    char part[128];
-    while (o && *path) {
-        size_t n = strcspn(path, ".");
-        snprintf(part, sizeof part, "%.*s", (int)n, path);
-        json_object *next = NULL;
-        if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, part, &next))
-            return NULL;
-        o = next;
-        path += n + (path[n] == '.');
-    }
-    return o;
-}
-
-static bool jhas(json_object *o, const char *path) {
-    char part[128];
-    const char *dot = strrchr(path, '.');
-    json_object *parent = o;
-    if (dot) {
-        snprintf(part, sizeof part, "%.*s", (int)(dot - path), path);
-        parent = jget(o, part);
-        path = dot + 1;
-    }
-    return parent && json_object_is_type(parent, json_type_object) &&
-           json_object_object_get_ex(parent, path, NULL);
-}
-
-static const char *jstr(json_object *o, const char *path) {
-    json_object *v = jget(o, path);
-    ck_assert_msg(v && json_object_is_type(v, json_type_string), "'%s' is not a string in %s", path,
-                  o ? json_object_to_json_string(o) : "(null)");
-    return json_object_get_string(v);
-}
-
-static double jnum(json_object *o, const char *path) {
-    json_object *v = jget(o, path);
-    ck_assert_msg(
-        v && (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)),
-        "'%s' is not a number in %s", path, o ? json_object_to_json_string(o) : "(null)");
-    return json_object_get_double(v);
-}
-
-static bool jbool(json_object *o, const char *path) {
-    json_object *v = jget(o, path);
-    ck_assert_msg(v && json_object_is_type(v, json_type_boolean), "'%s' is not a boolean in %s",
-                  path, o ? json_object_to_json_string(o) : "(null)");
-    return json_object_get_boolean(v);
-}
-
-static bool jnull(json_object *o, const char *path) {
-    return jhas(o, path) && json_object_is_type(jget(o, path), json_type_null);
-}
-
-static json_object *jtyped(json_object *o, const char *path, json_type t) {
-    json_object *v = jget(o, path);
-    ck_assert_msg(v && json_object_is_type(v, t), "'%s' is not a %s in %s", path,
-                  json_type_to_name(t), o ? json_object_to_json_string(o) : "(null)");
-    return v;
-}
+/* The HTTP client and JSON helpers are in http_client.h. */
 
 /*
  * Two metrics are the same number as the service prints it: it writes every double it makes
@@ -286,28 +70,7 @@ static bool same_printed(double x, double y) {
     return strcmp(a, b) == 0;
 }
 
-static char *jquote(const char *s) {
-    json_object *o = json_object_new_string(s);
-    char *q = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-    json_object_put(o);
-    return q;
-}
-
 /* --- assertions on answers --------------------------------------------------------------- */
-
-static void expect_status(const resp *r, long status) {
-    ck_assert_msg(r->status == status, "status %ld, wanted %ld; body: %.600s", r->status, status,
-                  r->body);
-}
-
-static void expect_json(const resp *r, long status) {
-    char ct[256];
-    expect_status(r, status);
-    ck_assert_msg(header(r, "Content-Type", ct, sizeof ct) &&
-                      strncasecmp(ct, "application/json", 16) == 0,
-                  "Content-Type is not application/json: %s", r->head);
-    ck_assert_msg(r->json != NULL, "body is not JSON: %.600s", r->body);
-}
 
 /* An error: the status, {"detail", "error"} (code when given), no server path in the detail. */
 static const char *expect_error(const resp *r, long status, const char *code) {
@@ -503,32 +266,6 @@ static bool in_list(char (*list)[64], size_t n, const char *v) {
         if (!strcmp(list[i], v))
             return true;
     return false;
-}
-
-/* Distinct worker pids that logged a request whose id starts with prefix (-1: no log). */
-static int workers_in_log(const char *prefix, long *pids, int cap) {
-    const char *path = getenv("CML_FCGI_LOG");
-    int n = 0;
-    if (path == NULL)
-        return -1;
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    char line[4096], needle[192];
-    snprintf(needle, sizeof needle, "request_id=%s", prefix);
-    while (fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, " pid=");
-        if (strstr(line, needle) == NULL || p == NULL)
-            continue;
-        long pid = atol(p + 5);
-        bool seen = false;
-        for (int i = 0; i < n && !seen; i++)
-            seen = pids[i] == pid;
-        if (!seen && n < cap)
-            pids[n++] = pid;
-    }
-    fclose(f);
-    return n;
 }
 
 /* The worker that logged the request with exactly this id (0: not found). */
