@@ -96,3 +96,45 @@ azurite_stop() {
     fi
     return 0
 }
+
+# For the Azurite test scripts: unless node, azurite and @azure/storage-blob are installed,
+# exits 77 (skipped), or 1 when CML_REQUIRE_AZURITE=1 makes that a failure. Exports NODE_PATH
+# for the SDK scripts.
+azurite_require_sdk() {
+    if ! azurite_available || [ ! -e "$(azurite_node_modules)/@azure/storage-blob/package.json" ]; then
+        echo "node, azurite or @azure/storage-blob missing: run 'npm ci' in tests/integration"
+        if [ "${CML_REQUIRE_AZURITE:-0}" = 1 ]; then
+            echo "CML_REQUIRE_AZURITE=1: that is a failure"
+            exit 1
+        fi
+        exit 77
+    fi
+    NODE_PATH=$(azurite_node_modules)
+    export NODE_PATH
+}
+
+# azurite_step NAME COMMAND...: runs one step of a test script and adds its "N passed, M
+# failed" line to total_pass and total_fail; a step without that line, or exiting non-zero,
+# counts as a failure.
+total_pass=0
+total_fail=0
+azurite_step() {
+    local name=$1 out rc counts p f
+    shift
+    echo "--- $name"
+    out=$("$@" 2>&1)
+    rc=$?
+    printf '%s\n' "$out"
+    counts=$(printf '%s\n' "$out" | sed -n 's/^.*: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' | tail -n 1)
+    if [ -z "$counts" ]; then
+        p=0
+        f=1
+    else
+        read -r p f <<<"$counts"
+    fi
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1
+    fi
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+}

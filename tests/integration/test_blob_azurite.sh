@@ -19,20 +19,11 @@ build=${CML_TOP_BUILDDIR:-$(pwd)}
 
 client="$build/tests/integration/test_blob_azurite"
 sdk="$src/tests/integration/sdk_interop.mjs"
-if ! azurite_available || [ ! -e "$(azurite_node_modules)/@azure/storage-blob/package.json" ]; then
-    echo "node, azurite or @azure/storage-blob missing: run 'npm ci' in tests/integration"
-    if [ "${CML_REQUIRE_AZURITE:-0}" = 1 ]; then
-        echo "CML_REQUIRE_AZURITE=1: that is a failure"
-        exit 1
-    fi
-    exit 77
-fi
+azurite_require_sdk
 if [ ! -x "$client" ]; then
     echo "missing $client (built by make check)"
     exit 1
 fi
-export NODE_PATH
-NODE_PATH=$(azurite_node_modules)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cml-azurite-test.XXXXXX") || exit 1
 http_pid=''
@@ -51,30 +42,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-total_pass=0
-total_fail=0
-# Runs one step; adds up its "N passed, M failed" line; a step without one, or exiting
-# non-zero, counts as a failure.
-step() {
-    local name=$1 out rc counts p f
-    shift
-    echo "--- $name"
-    out=$("$@" 2>&1)
-    rc=$?
-    printf '%s\n' "$out"
-    counts=$(printf '%s\n' "$out" | sed -n 's/^.*: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' | tail -n 1)
-    if [ -z "$counts" ]; then
-        p=0
-        f=1
-    else
-        read -r p f <<<"$counts"
-    fi
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-        f=1
-    fi
-    total_pass=$((total_pass + p))
-    total_fail=$((total_fail + f))
-}
 
 azurite_start || exit 1
 http_pid=$AZURITE_PID
@@ -83,20 +50,20 @@ conn=$AZURITE_CONNECTION_STRING
 endpoint=$AZURITE_BLOB_ENDPOINT
 echo "azurite (http) on port $AZURITE_PORT"
 
-step "C client round trip" "$client" roundtrip "$conn" "$work"
-step "SDK reads the C upload" node "$sdk" verify "$conn" interop from-c/model.bin "$work/from-c.bin"
+azurite_step "C client round trip" "$client" roundtrip "$conn" "$work"
+azurite_step "SDK reads the C upload" node "$sdk" verify "$conn" interop from-c/model.bin "$work/from-c.bin"
 head -c 150001 /dev/urandom >"$work/from-sdk.bin"
-step "SDK uploads" node "$sdk" upload "$conn" interop from-sdk/model.bin "$work/from-sdk.bin"
-step "C client reads the SDK upload" "$client" download "$conn" interop from-sdk/model.bin \
+azurite_step "SDK uploads" node "$sdk" upload "$conn" interop from-sdk/model.bin "$work/from-sdk.bin"
+azurite_step "C client reads the SDK upload" "$client" download "$conn" interop from-sdk/model.bin \
     "$work/from-sdk.bin" "$work"
 if sas=$(node "$sdk" sas "$conn") && [ -n "$sas" ]; then
-    step "C client with an SDK-made account SAS" "$client" smoke \
+    azurite_step "C client with an SDK-made account SAS" "$client" smoke \
         "BlobEndpoint=$endpoint;SharedAccessSignature=$sas" "$work"
 else
     echo "could not make a SAS with the SDK"
     total_fail=$((total_fail + 1))
 fi
-step "C client with UseDevelopmentStorage=true" "$client" smoke \
+azurite_step "C client with UseDevelopmentStorage=true" "$client" smoke \
     "UseDevelopmentStorage=true;BlobEndpoint=$endpoint" "$work"
 
 # https + OAuth: a self-signed certificate for 127.0.0.1, trusted only through CML_TEST_CA.
@@ -114,7 +81,7 @@ if command -v openssl >/dev/null 2>&1 &&
             sleep 0.1
         done
         if [ -s "$work/idp.port" ]; then
-            step "C client with a managed identity (https)" env \
+            azurite_step "C client with a managed identity (https)" env \
                 IDENTITY_ENDPOINT="http://127.0.0.1:$(cat "$work/idp.port")/msi/token" \
                 IDENTITY_HEADER=identity-header-value CML_TEST_CA="$work/cert.pem" \
                 "$client" mi-smoke "BlobEndpoint=$AZURITE_BLOB_ENDPOINT" "$work"
@@ -122,7 +89,7 @@ if command -v openssl >/dev/null 2>&1 &&
             echo "the identity endpoint stand-in did not start"
             total_fail=$((total_fail + 1))
         fi
-        step "an untrusted certificate is refused" env -u CML_TEST_CA "$client" tls-reject \
+        azurite_step "an untrusted certificate is refused" env -u CML_TEST_CA "$client" tls-reject \
             "$AZURITE_CONNECTION_STRING"
     else
         total_fail=$((total_fail + 1))

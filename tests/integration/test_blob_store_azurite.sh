@@ -24,22 +24,13 @@ driver="$build/tests/integration/test_blob_store_azurite"
 cli="$build/cultivate-ml"
 sdk="$src/tests/integration/sdk_store.mjs"
 data=${CML_TEST_DATA:-$src/data/questions.csv}
-if ! azurite_available || [ ! -e "$(azurite_node_modules)/@azure/storage-blob/package.json" ]; then
-    echo "node, azurite or @azure/storage-blob missing: run 'npm ci' in tests/integration"
-    if [ "${CML_REQUIRE_AZURITE:-0}" = 1 ]; then
-        echo "CML_REQUIRE_AZURITE=1: that is a failure"
-        exit 1
-    fi
-    exit 77
-fi
+azurite_require_sdk
 for prog in "$driver" "$cli"; do
     if [ ! -x "$prog" ]; then
         echo "missing $prog (built by make check)"
         exit 1
     fi
 done
-export NODE_PATH
-NODE_PATH=$(azurite_node_modules)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cml-blob-store-test.XXXXXX") || exit 1
 cleanup() {
@@ -48,30 +39,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-total_pass=0
-total_fail=0
-# Runs one step; adds up its "N passed, M failed" line; a step without one, or exiting
-# non-zero, counts as a failure.
-step() {
-    local name=$1 out rc counts p f
-    shift
-    echo "--- $name"
-    out=$("$@" 2>&1)
-    rc=$?
-    printf '%s\n' "$out"
-    counts=$(printf '%s\n' "$out" | sed -n 's/^.*: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' | tail -n 1)
-    if [ -z "$counts" ]; then
-        p=0
-        f=1
-    else
-        read -r p f <<<"$counts"
-    fi
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-        f=1
-    fi
-    total_pass=$((total_pass + p))
-    total_fail=$((total_fail + f))
-}
 
 check() {
     if [ "$1" = 0 ]; then
@@ -128,9 +95,9 @@ if ! "$cli" train --model classic --folds 0 --data "$work/small.csv" --out "$wor
 fi
 model=$(readlink -f "$work/base/classic_latest.model")
 
-step "store API" "$driver" store "$conn" "$work" "$model"
-step "corrupted blobs are refused" "$driver" corrupt "$conn" "$work" "$model"
-step "first-start race" "$driver" race "$conn" "$work" "$model"
+azurite_step "store API" "$driver" store "$conn" "$work" "$model"
+azurite_step "corrupted blobs are refused" "$driver" corrupt "$conn" "$work" "$model"
+azurite_step "first-start race" "$driver" race "$conn" "$work" "$model"
 
 echo "--- CLI round trip"
 export AZURE_STORAGE_CONNECTION_STRING=$conn AZURE_STORAGE_CONTAINER=cli-test
@@ -204,14 +171,14 @@ cli 2 "a bad connection string" list \
 cli 1 "a missing container" list --connection-string "$conn" --container no-such-container
 export AZURE_STORAGE_CONNECTION_STRING=$conn
 
-step "SDK reads the CLI upload" node "$sdk" verify "$conn" cli-test classic 20270101T000000Z \
+azurite_step "SDK reads the CLI upload" node "$sdk" verify "$conn" cli-test classic 20270101T000000Z \
     "$f2" classic_latest.model
 
 "$driver" derive "$f1" "$work/sdk-src" 20280101T000000Z >/dev/null 2>&1
 f3="$work/sdk-src/classic_20280101T000000Z.model"
-step "SDK publishes" node "$sdk" publish "$conn" sdk-pub classic 20280101T000000Z "$f3" \
+azurite_step "SDK publishes" node "$sdk" publish "$conn" sdk-pub classic 20280101T000000Z "$f3" \
     classic_latest.model
-step "ensure-local takes the SDK's model" "$driver" ensure "$conn" sdk-pub classic \
+azurite_step "ensure-local takes the SDK's model" "$driver" ensure "$conn" sdk-pub classic \
     "$work/sdk-local" 20280101T000000Z
 cli 0 "cultivate-ml download of the SDK's model" download classic --container sdk-pub \
     --out "$work/sdk-cli"
