@@ -945,22 +945,26 @@ static CURL *new_curl(cml_diag *diag) {
     return curl;
 }
 
+/* One request on a handle of its own (rs holds the response; the caller releases it). */
+static cml_err perform_once(cml_blob_client *c, request *rq, response *rs, cml_diag *diag) {
+    CURL *curl = new_curl(diag);
+    if (curl == NULL)
+        return CML_ERR_INTERNAL;
+    cml_err err = perform(c, curl, rq, rs, diag);
+    curl_easy_cleanup(curl);
+    return err;
+}
+
 /* ---- containers ---------------------------------------------------------------------- */
 
 cml_err cml_blob_create_container(cml_blob_client *c, const char *container, bool *created,
                                   cml_diag *diag) {
     cml_err err = CML_OK;
     response rs = {0};
-    CURL *curl = NULL;
     if (created != NULL)
         *created = false;
     if (c == NULL || !container_name_ok(container)) {
         err = cml_diag_set(diag, CML_ERR_INVALID, "create container: invalid container name");
-        goto done;
-    }
-    curl = new_curl(diag);
-    if (curl == NULL) {
-        err = CML_ERR_INTERNAL;
         goto done;
     }
     request rq = {.method = "PUT",
@@ -969,7 +973,7 @@ cml_err cml_blob_create_container(cml_blob_client *c, const char *container, boo
                   .query = "restype=container",
                   .upload = true,
                   .ok_status = 409};
-    err = perform(c, curl, &rq, &rs, diag);
+    err = perform_once(c, &rq, &rs, diag);
     if (err != CML_OK)
         goto done;
     if (rs.status == 409) {
@@ -983,33 +987,19 @@ cml_err cml_blob_create_container(cml_blob_client *c, const char *container, boo
     }
 done:
     response_release(&rs);
-    if (curl != NULL)
-        curl_easy_cleanup(curl);
     return err;
 }
 
 cml_err cml_blob_delete_container(cml_blob_client *c, const char *container, cml_diag *diag) {
-    cml_err err = CML_OK;
+    if (c == NULL || !container_name_ok(container))
+        return cml_diag_set(diag, CML_ERR_INVALID, "delete container: invalid container name");
     response rs = {0};
-    CURL *curl = NULL;
-    if (c == NULL || !container_name_ok(container)) {
-        err = cml_diag_set(diag, CML_ERR_INVALID, "delete container: invalid container name");
-        goto done;
-    }
-    curl = new_curl(diag);
-    if (curl == NULL) {
-        err = CML_ERR_INTERNAL;
-        goto done;
-    }
     request rq = {.method = "DELETE",
                   .what = "delete container",
                   .container = container,
                   .query = "restype=container"};
-    err = perform(c, curl, &rq, &rs, diag);
-done:
+    cml_err err = perform_once(c, &rq, &rs, diag);
     response_release(&rs);
-    if (curl != NULL)
-        curl_easy_cleanup(curl);
     return err;
 }
 
@@ -1575,32 +1565,22 @@ done:
 /* HEAD; with quiet_404 a missing blob is an expected answer (not counted or logged). */
 static cml_err head_blob(cml_blob_client *c, const char *container, const char *name,
                          cml_blob_props *props, bool quiet_404, cml_diag *diag) {
-    cml_err err = CML_OK;
-    CURL *curl = NULL;
-    response rs = {0};
     cml_blob_props_release(props);
-    err = check_get_args(c, container, name, NULL, "head blob", diag);
+    cml_err err = check_get_args(c, container, name, NULL, "head blob", diag);
     if (err != CML_OK)
-        goto done;
-    curl = new_curl(diag);
-    if (curl == NULL) {
-        err = CML_ERR_INTERNAL;
-        goto done;
-    }
+        return err;
+    response rs = {0};
     request rq = {.method = "HEAD",
                   .what = "head blob",
                   .container = container,
                   .blob = name,
                   .ok_status = quiet_404 ? 404 : 0};
-    err = perform(c, curl, &rq, &rs, diag);
+    err = perform_once(c, &rq, &rs, diag);
     if (err == CML_OK && rs.status == 404)
         err = cml_diag_set(diag, CML_ERR_NOT_FOUND, "head blob %s/%s: HTTP 404", container, name);
     else if (err == CML_OK)
         props_move(props, &rs.props);
-done:
     response_release(&rs);
-    if (curl != NULL)
-        curl_easy_cleanup(curl);
     return err;
 }
 
@@ -1611,30 +1591,18 @@ cml_err cml_blob_head(cml_blob_client *c, const char *container, const char *nam
 
 cml_err cml_blob_delete(cml_blob_client *c, const char *container, const char *name,
                         const char *if_match, cml_diag *diag) {
-    cml_err err = CML_OK;
-    CURL *curl = NULL;
-    response rs = {0};
-    err = check_get_args(c, container, name, NULL, "delete blob", diag);
+    cml_err err = check_get_args(c, container, name, NULL, "delete blob", diag);
     if (err != CML_OK)
-        goto done;
-    if (if_match != NULL && !header_value_ok(if_match)) {
-        err = cml_diag_set(diag, CML_ERR_INVALID, "delete blob: invalid ETag");
-        goto done;
-    }
-    curl = new_curl(diag);
-    if (curl == NULL) {
-        err = CML_ERR_INTERNAL;
-        goto done;
-    }
+        return err;
+    if (if_match != NULL && !header_value_ok(if_match))
+        return cml_diag_set(diag, CML_ERR_INVALID, "delete blob: invalid ETag");
+    response rs = {0};
     request rq = {.method = "DELETE", .what = "delete blob", .container = container, .blob = name};
     add_header(&rq, "x-ms-delete-snapshots", "include");
     if (if_match != NULL)
         add_header(&rq, "If-Match", if_match);
-    err = perform(c, curl, &rq, &rs, diag);
-done:
+    err = perform_once(c, &rq, &rs, diag);
     response_release(&rs);
-    if (curl != NULL)
-        curl_easy_cleanup(curl);
     return err;
 }
 
