@@ -411,13 +411,13 @@ static const struct phrase_feature {
 _Static_assert(N_PHRASE_FEATURES <= 32 - 8, "too many phrase features for the class bits");
 
 static cml_word_slot word_class_slots[256];
-static cml_word_table word_classes = {word_class_slots, 256, 0};
+static cml_word_table word_classes = {word_class_slots,
+                                      sizeof(word_class_slots) / sizeof(word_class_slots[0]), 0};
 /* Length of each phrase's first word. */
 static uint8_t phrase_head_len[N_PHRASE_FEATURES][MAX_PHRASES];
 static pthread_once_t hand_tables_once = PTHREAD_ONCE_INIT;
 
-#define ADD_CLASS(list, cls) cml_word_table_add_list(&word_classes, list, N_ITEMS(list), cls)
-#define N_ITEMS(a) (sizeof(a) / sizeof((a)[0]))
+#define ADD_CLASS(list, cls) CML_WORD_TABLE_ADD_ARRAY(&word_classes, list, cls)
 
 static void build_hand_tables(void) {
     int full = ADD_CLASS(wh_words, CLS_WH) | ADD_CLASS(aux_words, CLS_AUX) |
@@ -425,7 +425,6 @@ static void build_hand_tables(void) {
                ADD_CLASS(invite_verbs, CLS_INVITE) | ADD_CLASS(tag_ends, CLS_TAG_END) |
                ADD_CLASS(polite_aux, CLS_POLITE_AUX) |
                ADD_CLASS(where_who_when, CLS_WHERE_WHO_WHEN);
-    /* The lists are fixed at compile time: a table too small is a build error in spirit. */
     for (size_t i = 0; i < N_PHRASE_FEATURES; i++)
         for (size_t j = 0; j < MAX_PHRASES && phrase_features[i].phrases[j]; j++) {
             const char *p = phrase_features[i].phrases[j];
@@ -433,6 +432,7 @@ static void build_hand_tables(void) {
             phrase_head_len[i][j] = (uint8_t)first;
             full |= cml_word_table_add_n(&word_classes, p, first, CLS_PHRASE_HEAD << i, NULL);
         }
+    /* The lists are fixed at compile time: a table too small is a build error in spirit. */
     if (full)
         abort();
 }

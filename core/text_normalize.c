@@ -150,13 +150,10 @@ static void build_lexicon(void) {
     int full = 0;
     for (size_t i = 0; i < N_ITEMS(word_rewrites); i++)
         full |= cml_word_table_add(&lexicon, word_rewrites[i].from, 0, word_rewrites[i].to);
-    full |= cml_word_table_add_list(&lexicon, discourse_markers, N_ITEMS(discourse_markers),
-                                    WORD_DISCOURSE);
-    full |= cml_word_table_add_list(&lexicon, is_subjects, N_ITEMS(is_subjects), WORD_IS_SUBJECT);
-    full |=
-        cml_word_table_add_list(&lexicon, did_subjects, N_ITEMS(did_subjects), WORD_DID_SUBJECT);
-    full |=
-        cml_word_table_add_list(&lexicon, question_openers, N_ITEMS(question_openers), WORD_OPENER);
+    full |= CML_WORD_TABLE_ADD_ARRAY(&lexicon, discourse_markers, WORD_DISCOURSE);
+    full |= CML_WORD_TABLE_ADD_ARRAY(&lexicon, is_subjects, WORD_IS_SUBJECT);
+    full |= CML_WORD_TABLE_ADD_ARRAY(&lexicon, did_subjects, WORD_DID_SUBJECT);
+    full |= CML_WORD_TABLE_ADD_ARRAY(&lexicon, question_openers, WORD_OPENER);
     /* The lists are fixed at compile time: a table too small is a build error in spirit. */
     if (full)
         abort();

@@ -36,6 +36,10 @@ int cml_word_table_add_n(cml_word_table *t, const char *word, size_t len, uint32
 /* Adds every word of a list with the same bits; -1 as above. */
 int cml_word_table_add_list(cml_word_table *t, const char *const *words, size_t n, uint32_t bits);
 
+/* cml_word_table_add_list for an array whose length the compiler knows. */
+#define CML_WORD_TABLE_ADD_ARRAY(t, array, bits)                                                   \
+    cml_word_table_add_list((t), (array), sizeof(array) / sizeof((array)[0]), (bits))
+
 /* The entry of the len bytes at w, or NULL when the word is not in the table. */
 const cml_word_slot *cml_word_table_find(const cml_word_table *t, const char *w, size_t len);
 
