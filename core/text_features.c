@@ -625,7 +625,10 @@ cml_err cml_features_extract(const cml_featurizer *f, cml_feature_scratch *s, co
     size_t slots = 64;
     while (slots < bound * 2)
         slots *= 2;
-    if (grow_array((void **)&s->cols, &s->cap, bound, sizeof(int)) != CML_OK)
+    /* Room for every term up front, so collecting never fails half way (a half list of a
+       word's n-grams would stay in the cache). */
+    if (grow_array((void **)&s->cols, &s->cap, bound, sizeof(int)) != CML_OK ||
+        grow_array((void **)&s->terms, &s->terms_cap, bound, sizeof(uint64_t)) != CML_OK)
         return CML_ERR_NOMEM;
     size_t vcap = s->cap;
     s->cap = 0;
