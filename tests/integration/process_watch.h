@@ -12,42 +12,32 @@
 #include <string.h>
 #include <sys/types.h>
 
-/* The state letter in a /proc stat file, or '\0' when it cannot be read (gone). */
-static inline char proc_stat_state(const char *path) {
-    char line[1024];
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return '\0';
-    size_t len = fread(line, 1, sizeof line - 1, f);
-    fclose(f);
-    line[len] = '\0';
-    const char *p = strrchr(line, ')');
-    return p != NULL && p[1] == ' ' ? p[2] : '\0';
-}
-
 /*
- * True when every thread of pid has exited. The leader turns zombie as soon as its own thread
- * ends, while a sibling thread may still be on its way out; such a thread can still take a
- * connection off a shared listening socket (and drop it), so the leader's state alone does
- * not say the process is gone.
+ * True when every thread of pid has exited (the process is a zombie of one thread, or gone).
+ * The leader turns zombie as soon as its own thread ends, while a sibling thread may still be
+ * on its way out; such a thread can still take a connection off a shared listening socket (and
+ * drop it), so the leader's state alone does not say the process is gone. Nor does a listing of
+ * /proc/PID/task, which can come back empty while the group exits. The thread count in
+ * /proc/PID/status falls as each thread is released and stays 1 for a zombie.
  */
 static inline bool process_gone(long pid) {
-    char path[96];
-    snprintf(path, sizeof path, "/proc/%ld/task", pid);
-    DIR *d = opendir(path);
-    if (d == NULL)
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
         return true;
-    bool gone = true;
-    struct dirent *e;
-    while (gone && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof path, "/proc/%ld/task/%.20s/stat", pid, e->d_name);
-        char state = proc_stat_state(path);
-        gone = state == '\0' || state == 'Z' || state == 'X';
+    char state = '\0';
+    long threads = -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "State:", 6) == 0)
+            sscanf(line + 6, " %c", &state);
+        else if (strncmp(line, "Threads:", 8) == 0)
+            threads = atol(line + 8);
     }
-    closedir(d);
-    return gone;
+    fclose(f);
+    if (state == '\0') /* released while we read */
+        return true;
+    return (state == 'Z' || state == 'X') && threads <= 1;
 }
 
 /* The parent of a live (not zombie) process, or -1. */
