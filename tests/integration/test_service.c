@@ -1460,25 +1460,66 @@ static Suite *routes_suite(void) {
 /* across a restart.                                                                         */
 /* ========================================================================================= */
 
-/* n classify answers: all from version v of the classic model; ids "prefix-i". */
-static void expect_all_answers(const char *v, int n, const char *prefix) {
+/* One of the concurrent clients of expect_all_answers: requests from, from + step, ... < n. */
+typedef struct answer_client {
+    pthread_t thread;
+    const char *version, *prefix;
+    int from, step, n, failures;
+    char first_failure[512];
+} answer_client;
+
+static void *answer_client_run(void *arg) {
+    answer_client *a = arg;
     CURL *c = new_handle();
-    for (int i = 0; i < n; i++) {
-        char idh[128], err[512] = "";
-        snprintf(idh, sizeof idh, "X-Request-Id: %s-%d", prefix, i);
+    for (int i = a->from; i < a->n; i += a->step) {
+        char idh[128], err[512] = "", why[512] = "";
+        snprintf(idh, sizeof idh, "X-Request-Id: %s-%d", a->prefix, i);
         const char *h[] = {idh, NULL};
         const char *body = i % 2 ? "{\"text\":\"Is it red?\"}" : "{\"text\":\"Why did it fall?\"}";
         resp *r = request_on(c, "POST", "/api/v1/models/classify", "application/json", body,
                              strlen(body), h, err, sizeof err);
-        ck_assert_msg(r != NULL, "request %d: %s", i, err);
-        expect_json(r, 200);
-        ck_assert_str_eq(jstr(r->json, "model_type"), "classic");
-        ck_assert_msg(!strcmp(jstr(r->json, "model_version"), v),
-                      "request %d answered by %s, not the selected %s", i,
-                      jstr(r->json, "model_version"), v);
+        json_object *t = r && r->json ? jget(r->json, "model_type") : NULL;
+        json_object *v = r && r->json ? jget(r->json, "model_version") : NULL;
+        if (r == NULL)
+            snprintf(why, sizeof why, "no answer: %s", err);
+        else if (r->status != 200 || t == NULL || v == NULL)
+            snprintf(why, sizeof why, "status %ld: %.400s", r->status, r->body);
+        else if (a->version != NULL && (strcmp(json_object_get_string(t), "classic") != 0 ||
+                                        strcmp(json_object_get_string(v), a->version) != 0))
+            snprintf(why, sizeof why, "answered by %s %s, not the selected classic %s",
+                     json_object_get_string(t), json_object_get_string(v), a->version);
+        if (why[0] != '\0' && a->failures++ == 0)
+            snprintf(a->first_failure, sizeof a->first_failure, "request %d: %s", i, why);
         resp_free(r);
     }
     curl_easy_cleanup(c);
+    return NULL;
+}
+
+/*
+ * n classify answers, all from version v of the classic model (v NULL: any model and version
+ * will do); ids "prefix-i". Eight clients
+ * at once, more than one worker's threads, so the requests reach several workers (a single
+ * sequential client may be served by one worker throughout).
+ */
+static void expect_all_answers(const char *v, int n, const char *prefix) {
+    enum { CLIENTS = 8 };
+    answer_client clients[CLIENTS];
+    for (int k = 0; k < CLIENTS; k++) {
+        clients[k] =
+            (answer_client){.version = v, .prefix = prefix, .from = k, .step = CLIENTS, .n = n};
+        ck_assert_int_eq(pthread_create(&clients[k].thread, NULL, answer_client_run, &clients[k]),
+                         0);
+    }
+    int failures = 0;
+    const char *first = "";
+    for (int k = 0; k < CLIENTS; k++) {
+        pthread_join(clients[k].thread, NULL);
+        if (clients[k].failures > 0 && failures == 0)
+            first = clients[k].first_failure;
+        failures += clients[k].failures;
+    }
+    ck_assert_msg(failures == 0, "%d of %d answers wrong; first: %s", failures, n, first);
 }
 
 static void select_version(const char *v) {
@@ -1842,8 +1883,8 @@ START_TEST(test_killed_worker_is_replaced) {
     while (!seen_new && have_log && sent < 500) {
         char p[80];
         snprintf(p, sizeof p, "%s-%d", prefix, sent);
-        ck_assert_int_eq(answer_n(10, p), 10);
-        sent += 10;
+        expect_all_answers(NULL, 16, p);
+        sent += 16;
         int w = workers_in_log(prefix, pids, 64);
         have_log = w >= 0;
         for (int i = 0; i < w; i++)
