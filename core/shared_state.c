@@ -130,6 +130,15 @@ static sqlite3_stmt *prep(cml_state *st, const char *sql) {
     return s;
 }
 
+/* Runs a prepared write (s may be NULL: preparing failed), finalizes it and releases st->lock,
+   which the caller took; CML_OK when the statement ran to completion. */
+static cml_err finish_write(cml_state *st, sqlite3_stmt *s) {
+    cml_err err = s != NULL && sqlite3_step(s) == SQLITE_DONE ? CML_OK : CML_ERR_IO;
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return err;
+}
+
 static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col) {
     const unsigned char *t = sqlite3_column_text(s, col);
     snprintf(dst, cap, "%s", t ? (const char *)t : "");
@@ -258,7 +267,6 @@ cml_err cml_state_upsert_model(cml_state *st, const cml_model_record *r) {
         " created_at = excluded.created_at, size_bytes = excluded.size_bytes,"
         " sha256 = excluded.sha256, metrics = COALESCE(excluded.metrics, models.metrics),"
         " local = excluded.local OR models.local, blob = excluded.blob OR models.blob");
-    cml_err err = CML_ERR_IO;
     if (s != NULL) {
         sqlite3_bind_text(s, 1, r->model_type, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 2, r->version, -1, SQLITE_STATIC);
@@ -269,12 +277,8 @@ cml_err cml_state_upsert_model(cml_state *st, const cml_model_record *r) {
             sqlite3_bind_text(s, 6, r->metrics_json, -1, SQLITE_STATIC);
         sqlite3_bind_int(s, 7, r->local);
         sqlite3_bind_int(s, 8, r->blob);
-        if (sqlite3_step(s) == SQLITE_DONE)
-            err = CML_OK;
     }
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->lock);
-    return err;
+    return finish_write(st, s);
 }
 
 void cml_model_records_free(cml_model_record *r, size_t n) {
@@ -342,16 +346,11 @@ done:
 cml_err cml_state_delete_model(cml_state *st, const char *model_type, const char *version) {
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = prep(st, "DELETE FROM models WHERE model_type = ? AND version = ?");
-    cml_err err = CML_ERR_IO;
     if (s) {
         sqlite3_bind_text(s, 1, model_type, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 2, version, -1, SQLITE_STATIC);
-        if (sqlite3_step(s) == SQLITE_DONE)
-            err = CML_OK;
     }
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->lock);
-    return err;
+    return finish_write(st, s);
 }
 
 /* --- feedback -------------------------------------------------------------- */
@@ -604,7 +603,6 @@ cml_err cml_state_add_history(cml_state *st, const cml_history_entry *e) {
     sqlite3_stmt *s =
         prep(st, "INSERT INTO history (task_id, model_type, version, timestamp,"
                  " metrics, training_time, n_train, n_test) VALUES (?,?,?,?,?,?,?,?)");
-    cml_err err = CML_ERR_IO;
     if (s) {
         bind_opt_text(s, 1, e->task_id[0] ? e->task_id : NULL);
         sqlite3_bind_text(s, 2, e->model_type, -1, SQLITE_STATIC);
@@ -614,12 +612,8 @@ cml_err cml_state_add_history(cml_state *st, const cml_history_entry *e) {
         sqlite3_bind_double(s, 6, e->training_time);
         sqlite3_bind_int64(s, 7, e->n_train);
         sqlite3_bind_int64(s, 8, e->n_test);
-        if (sqlite3_step(s) == SQLITE_DONE)
-            err = CML_OK;
     }
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->lock);
-    return err;
+    return finish_write(st, s);
 }
 
 void cml_history_free(cml_history_entry *e, size_t n) {
@@ -691,19 +685,14 @@ cml_err cml_state_add_evaluation(cml_state *st, const char *model_type, const ch
     sqlite3_stmt *s =
         prep(st, "INSERT INTO evaluations (model_type, version, timestamp, n, metrics)"
                  " VALUES (?, ?, ?, ?, ?)");
-    cml_err err = CML_ERR_IO;
     if (s) {
         sqlite3_bind_text(s, 1, model_type, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 2, version, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 3, (int64_t)time(NULL));
         sqlite3_bind_int64(s, 4, n);
         bind_opt_text(s, 5, metrics_json);
-        if (sqlite3_step(s) == SQLITE_DONE)
-            err = CML_OK;
     }
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->lock);
-    return err;
+    return finish_write(st, s);
 }
 
 /* --- status values ---------------------------------------------------------- */
@@ -713,17 +702,12 @@ cml_err cml_state_set_status(cml_state *st, const char *key, const char *value) 
     sqlite3_stmt *s = prep(st, "INSERT INTO status (key, value, updated_at) VALUES (?, ?, ?)"
                                " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
                                " updated_at = excluded.updated_at");
-    cml_err err = CML_ERR_IO;
     if (s) {
         sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 3, (int64_t)time(NULL));
-        if (sqlite3_step(s) == SQLITE_DONE)
-            err = CML_OK;
     }
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->lock);
-    return err;
+    return finish_write(st, s);
 }
 
 cml_err cml_state_get_status(cml_state *st, const char *key, char *value, size_t cap,
