@@ -249,8 +249,8 @@ cml_children_of() {
 # cml_stack_start FRONT MODE N STATE_DIR [VAR=value ...]
 #   FRONT lighttpd|apache; MODE fork (spawn-fcgi -F N) or supervised (spawn-fcgi -n ...
 #   cultivate-ml-fcgi --workers N). VAR=value pairs add to or override the service's
-#   environment. Waits until /api/ready answers 200 (30 s at most) and, in supervised mode,
-#   until all N workers run. Sets CML_BASE_URL, CML_PORT, CML_RUN_DIR, CML_FCGI_LOG,
+#   environment. Waits until /api/ready answers 200 (30 s at most), in supervised mode until
+#   all N workers run, and then until all N have logged their start (60 s at most). Sets CML_BASE_URL, CML_PORT, CML_RUN_DIR, CML_FCGI_LOG,
 #   CML_STACK_TAG, CML_FRONT_PID, CML_WORKER_PIDS and (supervised) CML_SUPERVISOR_PID.
 cml_stack_start() {
     local front=$1 mode=$2 n=$3 state=$4 sock conf t0 st
@@ -342,6 +342,15 @@ cml_stack_start() {
         [ "$(echo "$CML_WORKER_PIDS" | wc -w)" -eq "$n" ] ||
             cml_fail "spawn-fcgi started '$CML_WORKER_PIDS', wanted $n workers"
     fi
+    # /api/ready answers as soon as one worker serves; the others may still be loading their
+    # models, and a test that needs every worker (a selection pinned on all of them) would see
+    # only the first. Each worker logs event=started once it accepts requests.
+    for _ in $(seq 1 600); do
+        [ "$(grep -c 'event=started ' "$CML_FCGI_LOG" 2>/dev/null)" -ge "$n" ] && break
+        sleep 0.1
+    done
+    [ "$(grep -c 'event=started ' "$CML_FCGI_LOG" 2>/dev/null)" -ge "$n" ] ||
+        cml_log "NOTE: fewer than $n workers logged their start within 60 s"
     CML_STATE_DIR=$state
     export CML_BASE_URL CML_FCGI_LOG CML_SUPERVISOR_PID CML_WORKER_PIDS CML_STATE_DIR
     export CML_API_KEY=$CML_TEST_API_KEY CML_ALLOWED_ORIGIN=$CML_TEST_ORIGIN

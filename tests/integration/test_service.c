@@ -1460,6 +1460,32 @@ static Suite *routes_suite(void) {
 /* across a restart.                                                                         */
 /* ========================================================================================= */
 
+/*
+ * Classify bodies of a few thousand characters (0 open, 1 closed). Each takes a worker thread a
+ * while, so concurrent clients outrun one worker's threads and the kernel has to hand
+ * connections to the others: it wakes the most recent waiter first, and with short questions
+ * the same two threads of one worker may take every request.
+ */
+static char long_questions[2][8192];
+static pthread_once_t long_questions_once = PTHREAD_ONCE_INIT;
+
+static void build_long_questions(void) {
+    const char *unit[] = {"Why do you think the tower fell when we added the last block? ",
+                          "Is the big block red or blue? "};
+    for (int v = 0; v < 2; v++) {
+        size_t used = (size_t)snprintf(long_questions[v], sizeof long_questions[v], "{\"text\":\"");
+        while (used + strlen(unit[v]) + 3 < 6000)
+            used += (size_t)snprintf(long_questions[v] + used, sizeof long_questions[v] - used,
+                                     "%s", unit[v]);
+        snprintf(long_questions[v] + used, sizeof long_questions[v] - used, "\"}");
+    }
+}
+
+static const char *long_question(int variant) {
+    pthread_once(&long_questions_once, build_long_questions);
+    return long_questions[variant];
+}
+
 /* One of the concurrent clients of expect_all_answers: requests from, from + step, ... < n. */
 typedef struct answer_client {
     pthread_t thread;
@@ -1475,7 +1501,7 @@ static void *answer_client_run(void *arg) {
         char idh[128], err[512] = "", why[512] = "";
         snprintf(idh, sizeof idh, "X-Request-Id: %s-%d", a->prefix, i);
         const char *h[] = {idh, NULL};
-        const char *body = i % 2 ? "{\"text\":\"Is it red?\"}" : "{\"text\":\"Why did it fall?\"}";
+        const char *body = long_question(i % 2);
         resp *r = request_on(c, "POST", "/api/v1/models/classify", "application/json", body,
                              strlen(body), h, err, sizeof err);
         json_object *t = r && r->json ? jget(r->json, "model_type") : NULL;
@@ -1538,10 +1564,17 @@ START_TEST(test_select_holds_on_every_worker) {
         long pids[64];
         snprintf(prefix, sizeof prefix, "pin%d-%ld", k, (long)getpid());
         select_version(vs[k]);
-        expect_all_answers(vs[k], 200, prefix);
-        int workers = workers_in_log(prefix, pids, 64);
+        /* Rounds of 200 until all four workers have answered (five rounds at most). */
+        int workers = 0, rounds = 0;
+        while (rounds < 5 && workers >= 0 && workers < 4) {
+            char round_prefix[80];
+            snprintf(round_prefix, sizeof round_prefix, "%s-r%d", prefix, rounds++);
+            expect_all_answers(vs[k], 200, round_prefix);
+            workers = workers_in_log(prefix, pids, 64);
+        }
         if (workers >= 0) {
-            printf("pin: 200 answers of %s came from %d worker processes\n", vs[k], workers);
+            printf("pin: %d answers of %s came from %d worker processes\n", 200 * rounds, vs[k],
+                   workers);
             ck_assert_msg(workers >= 2, "only %d worker answered: is spawn-fcgi -F 4 running?",
                           workers);
         }
