@@ -215,12 +215,34 @@ static void print_report(const cml_train_report *r, const cml_model *m) {
     printf("\n");
     for (size_t k = 0; k <= r->n_members; k++) {
         char name[64];
-        if (k < r->n_members)
+        if (k < r->n_members && m->combination == CML_COMBINE_STACKING)
+            snprintf(name, sizeof name, "%s (s=%+.2f)", r->members[k].name, m->stacker.coef[k]);
+        else if (k < r->n_members)
             snprintf(name, sizeof name, "%s (w=%.2f)", r->members[k].name, r->members[k].weight);
         else
             snprintf(name, sizeof name, "= %s", r->members[k].name);
         print_metrics_row(name, &r->members[k].cv, "cv");
         print_metrics_row(name, &r->members[k].holdout, "held-out");
+    }
+    for (size_t k = 0; k < r->n_dropped; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s (dropped)", r->dropped[k].name);
+        print_metrics_row(name, &r->dropped[k].cv, "cv");
+    }
+    if (r->n_dropped > 0)
+        printf("  dropped: adds nothing on out-of-fold data (the combination is as good without "
+               "it)\n");
+    for (int c = 0; c < CML_COMBINE__MAX; c++)
+        if (r->combinations[c].tried)
+            printf("  combination %-15s inner-cv log loss %.4f  macro F1 %.4f%s\n",
+                   cml_combination_name((cml_combination)c), r->combinations[c].log_loss,
+                   r->combinations[c].f1_macro, (int)r->combination == c ? "  (kept)" : "");
+    if (m->utterance_fitted) {
+        printf("  utterance combiner on %zu training texts of several sentences:",
+               r->utterance_rows);
+        for (uint32_t k = 0; k < m->utterance.n_inputs; k++)
+            printf(" %s=%+.2f", cml_utterance_input_names[k], m->utterance.coef[k]);
+        printf(" bias=%+.2f\n", m->utterance.bias);
     }
 }
 

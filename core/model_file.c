@@ -43,6 +43,22 @@ static void put_section(cml_buf *b, uint32_t tag, const void *p, size_t n) {
     cml_buf_put(b, p, n);
 }
 
+/* {"inputs": [names], "coef": [...], "bias": b}; names may be NULL. */
+static json_object *logreg_json(const cml_dense_logreg *lr, const char *const *names) {
+    json_object *o = json_object_new_object(), *coef = json_object_new_array();
+    for (uint32_t k = 0; k < lr->n_inputs; k++)
+        json_object_array_add(coef, json_object_new_double(lr->coef[k]));
+    if (names != NULL) {
+        json_object *in = json_object_new_array();
+        for (uint32_t k = 0; k < lr->n_inputs; k++)
+            json_object_array_add(in, json_object_new_string(names[k]));
+        json_object_object_add(o, "inputs", in);
+    }
+    json_object_object_add(o, "coef", coef);
+    json_object_object_add(o, "bias", json_object_new_double(lr->bias));
+    return o;
+}
+
 static json_object *meta_json(const cml_model *m) {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "type", json_object_new_string(cml_model_type_name(m->type)));
@@ -66,6 +82,13 @@ static json_object *meta_json(const cml_model *m) {
     }
     json_object_object_add(o, "members", members);
     json_object_object_add(o, "voting", json_object_new_string(cml_model_voting(m)));
+    json_object_object_add(o, "combination",
+                           json_object_new_string(cml_combination_name(m->combination)));
+    if (m->combination == CML_COMBINE_STACKING)
+        json_object_object_add(o, "stacker", logreg_json(&m->stacker, NULL));
+    if (m->utterance_fitted)
+        json_object_object_add(o, "utterance",
+                               logreg_json(&m->utterance, cml_utterance_input_names));
     const cml_feature_config *fc = cml_featurizer_config(m->features);
     json_object *feat = json_object_new_object();
     json_object_object_add(feat, "hand_features", json_object_new_int(CML_HAND_FEATURES));
@@ -160,6 +183,49 @@ static bool json_num(json_object *o, const char *key, double *out) {
     return isfinite(*out);
 }
 
+/* A logistic regression of exactly n inputs from logreg_json's shape; false when malformed. */
+static bool logreg_parse(json_object *o, size_t n, cml_dense_logreg *out) {
+    json_object *coef;
+    double bias;
+    if (!json_object_is_type(o, json_type_object) || !json_num(o, "bias", &bias) ||
+        !json_object_object_get_ex(o, "coef", &coef) ||
+        !json_object_is_type(coef, json_type_array) || json_object_array_length(coef) != n ||
+        n > CML_DENSE_LOGREG_MAX_INPUTS)
+        return false;
+    out->n_inputs = (uint32_t)n;
+    out->bias = bias;
+    for (size_t k = 0; k < n; k++) {
+        json_object *v = json_object_array_get_idx(coef, k);
+        if (!(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)))
+            return false;
+        out->coef[k] = json_object_get_double(v);
+        if (!isfinite(out->coef[k]))
+            return false;
+    }
+    return true;
+}
+
+/* The combination and utterance combiner of META (absent in format 1: weighted voting). */
+static cml_err parse_combiners(cml_model *m, json_object *o, cml_diag *diag) {
+    const char *comb = json_str(o, "combination");
+    json_object *v;
+    m->combination = CML_COMBINE_VOTING;
+    if (comb != NULL && strcmp(comb, "stacking") == 0) {
+        if (m->n_labels != 2 || !json_object_object_get_ex(o, "stacker", &v) ||
+            !logreg_parse(v, m->n_members, &m->stacker))
+            return cml_diag_set(diag, CML_ERR_FORMAT, "model stacker is malformed");
+        m->combination = CML_COMBINE_STACKING;
+    } else if (comb != NULL && strcmp(comb, "weighted_voting") != 0) {
+        return cml_diag_set(diag, CML_ERR_FORMAT, "model combination %s is unknown", comb);
+    }
+    if (json_object_object_get_ex(o, "utterance", &v)) {
+        if (m->n_labels != 2 || !logreg_parse(v, CML_UTT__MAX, &m->utterance))
+            return cml_diag_set(diag, CML_ERR_FORMAT, "model utterance combiner is malformed");
+        m->utterance_fitted = true;
+    }
+    return CML_OK;
+}
+
 /* Fills the model's facts from META; members' ops are looked up (not loaded) here. */
 static cml_err parse_meta(cml_model *m, const char *text, size_t len, uint32_t *kinds,
                           cml_diag *diag) {
@@ -240,6 +306,8 @@ static cml_err parse_meta(cml_model *m, const char *text, size_t len, uint32_t *
         kinds[i] = (uint32_t)kind;
         m->n_members++;
     }
+    if ((err = parse_combiners(m, o, diag)) != CML_OK)
+        goto done;
     if (json_object_object_get_ex(o, "metrics", &metrics)) {
         const char *t = json_object_to_json_string_ext(metrics, JSON_C_TO_STRING_PLAIN);
         if ((m->metrics_json = cml_strdup(t)) == NULL)
@@ -270,7 +338,7 @@ cml_err cml_model_deserialize(const uint8_t *buf, size_t len, cml_model **out, c
         return cml_diag_set(diag, CML_ERR_VERSION,
                             "model file format %u is newer than this program supports (%d)",
                             version, CML_MODEL_FORMAT_VERSION);
-    if (version != CML_MODEL_FORMAT_VERSION)
+    if (version < CML_MODEL_FORMAT_MIN_VERSION)
         return cml_diag_set(diag, CML_ERR_FORMAT, "model file format %u is unknown", version);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;

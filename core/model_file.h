@@ -4,7 +4,9 @@
  *   "CMLMODEL" | u32 format version | u32 section count
  *   sections: u32 tag | u64 length | payload
  *     META  JSON: type, version, created_at, data_sha256, labels, members and
- *           weights, feature config, metrics, n_train, n_test, training time
+ *           weights, combination (weighted voting or a stacker's coefficients),
+ *           the utterance combiner, feature config, metrics, n_train, n_test,
+ *           training time
  *     FEAT  the featurizer (vocabulary and IDF)
  *     MEMB  one per member: u32 kind | payload
  *     HOLD  the held-out split as CSV, for evaluation without data
@@ -22,7 +24,9 @@
 #include "cml_error.h"
 #include "model.h"
 
-#define CML_MODEL_FORMAT_VERSION 1
+/* 2 added the combination (stacking) and the utterance combiner to META; 1 still loads. */
+#define CML_MODEL_FORMAT_VERSION 2
+#define CML_MODEL_FORMAT_MIN_VERSION 1
 #define CML_MODEL_MAX_FILE_BYTES ((size_t)512 << 20)
 
 /* Serialises m into a new buffer the caller frees; also sets m->file_sha256/bytes. */

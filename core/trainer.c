@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cml_alloc.h"
+#include "combination.h"
 #include "data_split.h"
 #include "model_file.h"
 
@@ -67,10 +68,12 @@ done:
 void cml_train_report_release(cml_train_report *r) {
     if (r == NULL)
         return;
-    for (size_t i = 0; i < r->n_members + 1 && i < CML_MAX_MEMBERS + 1; i++) {
+    for (size_t i = 0; i < CML_MAX_MEMBERS + 1; i++) {
         cml_metrics_release(&r->members[i].cv);
         cml_metrics_release(&r->members[i].holdout);
     }
+    for (size_t i = 0; i < CML_MAX_MEMBERS; i++)
+        cml_metrics_release(&r->dropped[i].cv);
     memset(r, 0, sizeof(*r));
 }
 
@@ -166,53 +169,6 @@ static void free_states(const cml_member_ops **ops, size_t n, void **states) {
     }
 }
 
-static double mix_log_loss(const double *probs, const int *y, size_t n, size_t n_members,
-                           size_t n_labels, const double *w) {
-    double ll = 0;
-    for (size_t i = 0; i < n; i++) {
-        double p = 0;
-        for (size_t k = 0; k < n_members; k++)
-            p += w[k] * probs[(k * n + i) * n_labels + (size_t)y[i]];
-        ll -= log(p < 1e-15 ? 1e-15 : p);
-    }
-    return ll / (double)n;
-}
-
-/* Soft-voting weights minimising the out-of-fold log loss (coordinate search on the simplex). */
-static void fit_weights(const double *oof, const int *y, size_t n, size_t n_members,
-                        size_t n_labels, double *w) {
-    for (size_t k = 0; k < n_members; k++)
-        w[k] = 1.0 / (double)n_members;
-    if (n_members < 2)
-        return;
-    double best = mix_log_loss(oof, y, n, n_members, n_labels, w);
-    for (double step = 0.2; step > 0.005; step /= 2) {
-        bool improved = true;
-        while (improved) {
-            improved = false;
-            for (size_t k = 0; k < n_members; k++) {
-                for (int dir = -1; dir <= 1; dir += 2) {
-                    double trial[CML_MAX_MEMBERS], sum = 0;
-                    memcpy(trial, w, n_members * sizeof(double));
-                    trial[k] += dir * step;
-                    if (trial[k] < 0)
-                        continue;
-                    for (size_t j = 0; j < n_members; j++)
-                        sum += trial[j];
-                    for (size_t j = 0; j < n_members; j++)
-                        trial[j] /= sum;
-                    double ll = mix_log_loss(oof, y, n, n_members, n_labels, trial);
-                    if (ll < best - 1e-9) {
-                        best = ll;
-                        memcpy(w, trial, n_members * sizeof(double));
-                        improved = true;
-                    }
-                }
-            }
-        }
-    }
-}
-
 typedef struct progress {
     const cml_train_options *o;
     double done, total;
@@ -248,6 +204,125 @@ cml_err cml_train_check(const cml_dataset *ds, const cml_train_options *o, cml_d
     return CML_OK;
 }
 
+/*
+ * The questions of the training rows that hold several sentences, found once: the utterance
+ * combiner is fitted on their out-of-fold probabilities.
+ */
+typedef struct clip_rows {
+    size_t n_rows;
+    size_t *first;         /* n_rows + 1: row i's questions are [first[i], first[i + 1]) */
+    uint16_t *n_parts;     /* sentences of each row */
+    uint32_t *start, *end; /* bytes of each question in its row's text */
+    size_t n_questions;
+} clip_rows;
+
+static void clip_rows_release(clip_rows *c) {
+    cml_free(c->first);
+    cml_free(c->n_parts);
+    cml_free(c->start);
+    cml_free(c->end);
+    memset(c, 0, sizeof(*c));
+}
+
+static cml_err clip_rows_find(const cml_dataset *ds, clip_rows *c) {
+    memset(c, 0, sizeof(*c));
+    c->n_rows = ds->n;
+    c->first = cml_calloc(ds->n + 1, sizeof(size_t));
+    c->n_parts = cml_calloc(ds->n ? ds->n : 1, sizeof(uint16_t));
+    size_t cap = ds->n + 16;
+    c->start = cml_malloc(cap * sizeof(uint32_t));
+    c->end = cml_malloc(cap * sizeof(uint32_t));
+    if (c->first == NULL || c->n_parts == NULL || c->start == NULL || c->end == NULL)
+        return CML_ERR_NOMEM;
+    for (size_t i = 0; i < ds->n; i++) {
+        cml_utterance u;
+        cml_utterance_split(ds->texts[i], strlen(ds->texts[i]), &u);
+        c->n_parts[i] = (uint16_t)u.n_parts;
+        c->first[i] = c->n_questions;
+        if (u.n_parts < 2)
+            continue;
+        if (c->n_questions + u.n_questions > cap) {
+            cap = (c->n_questions + u.n_questions) * 2;
+            uint32_t *s2 = cml_realloc(c->start, cap * sizeof(uint32_t));
+            if (s2 == NULL)
+                return CML_ERR_NOMEM;
+            c->start = s2;
+            uint32_t *e2 = cml_realloc(c->end, cap * sizeof(uint32_t));
+            if (e2 == NULL)
+                return CML_ERR_NOMEM;
+            c->end = e2;
+        }
+        for (size_t p = 0; p < u.n_parts; p++) {
+            if (!u.parts[p].question)
+                continue;
+            c->start[c->n_questions] = u.parts[p].start;
+            c->end[c->n_questions] = u.parts[p].end;
+            c->n_questions++;
+        }
+    }
+    c->first[ds->n] = c->n_questions;
+    return CML_OK;
+}
+
+/*
+ * Fits the utterance combiner on the out-of-fold probabilities (combined by fit) of the rows
+ * of several sentences and of their questions, and puts its answers into the rows' combined
+ * probabilities mixed[] (n x 2). Leaves the model without one when too few rows have several
+ * sentences.
+ */
+static cml_err fit_utterance(const cml_combiner_fit *fit, const cml_oof *whole,
+                             const cml_oof *questions, const clip_rows *clips, double *mixed,
+                             cml_model *m, size_t *rows_used) {
+    cml_err err = CML_OK;
+    size_t n = whole->n, M = whole->n_members;
+    double *x = cml_malloc((n ? n : 1) * CML_UTT__MAX * sizeof(double));
+    int *y = cml_malloc((n ? n : 1) * sizeof(int));
+    size_t *which = cml_malloc((n ? n : 1) * sizeof(size_t));
+    size_t used = 0;
+    *rows_used = 0;
+    if (x == NULL || y == NULL || which == NULL) {
+        err = CML_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (clips->n_parts[i] < 2)
+            continue;
+        double pq[CML_UTTERANCE_MAX_PARTS], probs[CML_MAX_MEMBERS * 2], out[2];
+        size_t nq = clips->first[i + 1] - clips->first[i];
+        for (size_t q = 0; q < nq; q++) {
+            for (size_t k = 0; k < M; k++)
+                memcpy(&probs[k * 2],
+                       &questions->probs[(k * questions->n + clips->first[i] + q) * 2],
+                       2 * sizeof(double));
+            cml_combiner_apply(fit, 2, probs, out);
+            pq[q] = out[1];
+        }
+        cml_utterance u = {.n_parts = clips->n_parts[i], .n_questions = nq};
+        cml_utterance_inputs(&u, mixed[i * 2 + 1], pq, &x[used * CML_UTT__MAX]);
+        y[used] = whole->y[i];
+        which[used++] = i;
+    }
+    err = cml_utterance_fit(x, y, used, &m->utterance);
+    if (err == CML_ERR_DATA) {
+        err = CML_OK; /* too few texts of several sentences: whole-text labels only */
+        goto done;
+    }
+    if (err != CML_OK)
+        goto done;
+    m->utterance_fitted = true;
+    *rows_used = used;
+    for (size_t r = 0; r < used; r++) {
+        double p = cml_dense_logreg_apply(&m->utterance, &x[r * CML_UTT__MAX]);
+        mixed[which[r] * 2 + 1] = p;
+        mixed[which[r] * 2] = 1.0 - p;
+    }
+done:
+    cml_free(x);
+    cml_free(y);
+    cml_free(which);
+    return err;
+}
+
 cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model **out,
                   cml_train_report *report, cml_diag *diag) {
     cml_err err = CML_OK;
@@ -258,8 +333,11 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
     size_t n_train = 0, n_test = 0;
     cml_dataset *train_ds = NULL, *test_ds = NULL, *fold_tr = NULL;
     cml_featurizer *feat = NULL;
+    cml_feature_scratch *scratch = NULL;
     cml_csr X = {0}, Xv = {0};
-    double *oof = NULL, *hold = NULL, *mix = NULL;
+    double *oof = NULL, *qoof = NULL, *hold = NULL, *mix = NULL;
+    clip_rows clips = {0};
+    cml_combiner_fit fit;
     cml_model *m = NULL;
     cml_train_report local;
     json_object *metrics = NULL;
@@ -269,14 +347,17 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
     if (report == NULL)
         report = &local;
     memset(report, 0, sizeof(*report));
+    memset(&fit, 0, sizeof(fit));
     size_t n_members = cml_model_type_members(o->type, ops, CML_MAX_MEMBERS);
     if ((err = cml_train_check(ds, o, diag)) != CML_OK)
         return err;
     size_t L = ds->n_labels;
-    progress prog = {.o = o, .total = (double)(o->cv_folds + 1) * (double)n_members + 3};
+    progress prog = {.o = o, .total = (double)(o->cv_folds + 1) * (double)n_members + 4};
     train_idx = cml_malloc(ds->n * sizeof(size_t));
     test_idx = cml_malloc(ds->n * sizeof(size_t));
-    if (train_idx == NULL || test_idx == NULL) {
+    m = cml_model_new(o->type);
+    scratch = cml_feature_scratch_new();
+    if (train_idx == NULL || test_idx == NULL || m == NULL || scratch == NULL) {
         err = CML_ERR_NOMEM;
         goto done;
     }
@@ -290,14 +371,26 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
         err = CML_ERR_NOMEM;
         goto done;
     }
+    if ((err = clip_rows_find(train_ds, &clips)) != CML_OK)
+        goto done;
 
-    /* Cross-validation on the training split: out-of-fold probabilities per member. */
-    double w[CML_MAX_MEMBERS];
+    /*
+     * Cross-validation on the training split: out-of-fold probabilities per member, of each
+     * whole text and of each question of the texts with several sentences.
+     */
+    fit.n_use = n_members;
+    for (size_t k = 0; k < n_members; k++) {
+        fit.use[k] = k;
+        fit.weights[k] = 1.0 / (double)n_members;
+    }
     if (o->cv_folds >= 2) {
+        size_t nq = clips.n_questions;
         fold_of = cml_malloc(n_train * sizeof(size_t));
         rows = cml_malloc(n_train * sizeof(size_t));
         oof = cml_calloc(n_members * n_train * L, sizeof(double));
-        if (fold_of == NULL || rows == NULL || oof == NULL) {
+        qoof = cml_calloc(n_members * (nq ? nq : 1) * L, sizeof(double));
+        mix = cml_calloc(n_train * L, sizeof(double));
+        if (fold_of == NULL || rows == NULL || oof == NULL || qoof == NULL || mix == NULL) {
             err = CML_ERR_NOMEM;
             goto done;
         }
@@ -333,6 +426,14 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
                     if ((err = ops[k]->predict(states[k], &x, &oof[(k * n_train + i) * L])) !=
                         CML_OK)
                         goto done;
+                    for (size_t q = clips.first[i]; q < clips.first[i + 1]; q++) {
+                        const char *t = train_ds->texts[i] + clips.start[q];
+                        if ((err = cml_features_extract(
+                                 feat, scratch, t, clips.end[q] - clips.start[q], &x)) != CML_OK ||
+                            (err = ops[k]->predict(states[k], &x, &qoof[(k * nq + q) * L])) !=
+                                CML_OK)
+                            goto done;
+                    }
                 }
                 ops[k]->free_state(states[k]);
                 states[k] = NULL;
@@ -344,28 +445,46 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
             cml_dataset_free(fold_tr);
             fold_tr = NULL;
         }
-        fit_weights(oof, train_ds->labels, n_train, n_members, L, w);
-        mix = cml_calloc(n_train * L, sizeof(double));
-        if (mix == NULL) {
-            err = CML_ERR_NOMEM;
+        step(&prog, "choosing the combination");
+        cml_oof whole = {.n = n_train,
+                         .n_members = n_members,
+                         .n_labels = L,
+                         .probs = oof,
+                         .y = train_ds->labels};
+        cml_oof questions = {
+            .n = nq, .n_members = n_members, .n_labels = L, .probs = qoof, .y = NULL};
+        if ((err = cml_combiner_choose(&whole, o->seed + 2,
+                                       o->type == CML_MODEL_ENSEMBLE && !o->keep_all_members,
+                                       &fit)) != CML_OK)
             goto done;
+        report->combination = fit.combination;
+        memcpy(report->combinations, fit.reports, sizeof(report->combinations));
+        double probs[CML_MAX_MEMBERS * CML_MAX_LABELS];
+        for (size_t i = 0; i < n_train; i++) {
+            for (size_t k = 0; k < n_members; k++)
+                memcpy(&probs[k * L], &oof[(k * n_train + i) * L], L * sizeof(double));
+            cml_combiner_apply(&fit, L, probs, &mix[i * L]);
         }
-        for (size_t k = 0; k < n_members; k++) {
+        if (L == 2 && (err = fit_utterance(&fit, &whole, &questions, &clips, mix, m,
+                                           &report->utterance_rows)) != CML_OK)
+            goto done;
+        for (size_t k = 0, kept = 0; k < n_members; k++) {
+            bool keep = kept < fit.n_use && fit.use[kept] == k;
+            cml_member_report *mr =
+                keep ? &report->members[kept++] : &report->dropped[report->n_dropped++];
+            mr->name = ops[k]->name;
             if ((err = cml_metrics_compute(train_ds->labels, &oof[k * n_train * L], n_train, L,
-                                           &report->members[k].cv)) != CML_OK)
+                                           &mr->cv)) != CML_OK)
                 goto done;
-            for (size_t i = 0; i < n_train * L; i++)
-                mix[i] += w[k] * oof[k * n_train * L + i];
         }
         if ((err = cml_metrics_compute(train_ds->labels, mix, n_train, L,
-                                       &report->members[n_members].cv)) != CML_OK)
+                                       &report->members[fit.n_use].cv)) != CML_OK)
             goto done;
-        cml_free(mix);
-        mix = NULL;
-    } else {
-        for (size_t k = 0; k < n_members; k++)
-            w[k] = 1.0 / (double)n_members;
     }
+    /* Only the members the combination keeps are fitted and stored. */
+    for (size_t k = 0; k < fit.n_use; k++)
+        ops[k] = ops[fit.use[k]];
+    n_members = fit.n_use;
 
     /* Final fit on the whole training split. */
     step(&prog, "fitting features");
@@ -380,40 +499,6 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
             goto done;
     }
 
-    /* Held-out metrics of each member and of the combination. */
-    step(&prog, "scoring the held-out split");
-    hold = cml_calloc((n_members + 1) * n_test * L, sizeof(double));
-    if (hold == NULL) {
-        err = CML_ERR_NOMEM;
-        goto done;
-    }
-    for (size_t i = 0; i < n_test; i++) {
-        cml_sparse x;
-        row_of(&Xv, i, &x);
-        double *mixed = &hold[(n_members * n_test + i) * L];
-        for (size_t k = 0; k < n_members; k++) {
-            double *p = &hold[(k * n_test + i) * L];
-            if ((err = ops[k]->predict(states[k], &x, p)) != CML_OK)
-                goto done;
-            for (size_t c = 0; c < L; c++)
-                mixed[c] += w[k] * p[c];
-        }
-    }
-    for (size_t k = 0; k <= n_members; k++) {
-        if ((err = cml_metrics_compute(test_ds->labels, &hold[k * n_test * L], n_test, L,
-                                       &report->members[k].holdout)) != CML_OK)
-            goto done;
-        report->members[k].name = k < n_members ? ops[k]->name : cml_model_type_name(o->type);
-        report->members[k].weight = k < n_members ? w[k] : 1.0;
-        report->members[k].train_seconds = k < n_members ? member_seconds[k] : 0;
-    }
-    report->n_members = n_members;
-
-    m = cml_model_new(o->type);
-    if (m == NULL) {
-        err = CML_ERR_NOMEM;
-        goto done;
-    }
     /* The version is the UTC time to the millisecond: sortable, and two trainings finishing in
        the same second still get different versions. */
     struct timespec ts;
@@ -435,10 +520,43 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
     m->features = feat;
     feat = NULL;
     for (size_t k = 0; k < n_members; k++) {
-        m->members[k] = (cml_model_member){.ops = ops[k], .state = states[k], .weight = w[k]};
+        m->members[k] =
+            (cml_model_member){.ops = ops[k], .state = states[k], .weight = fit.weights[k]};
         states[k] = NULL;
     }
     m->n_members = n_members;
+    m->combination = fit.combination;
+    m->stacker = fit.stacker;
+
+    /* Held-out metrics of each member (whole text) and of the model as it serves. */
+    step(&prog, "scoring the held-out split");
+    hold = cml_calloc((n_members + 1) * n_test * L, sizeof(double));
+    if (hold == NULL) {
+        err = CML_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < n_test; i++) {
+        cml_sparse x;
+        row_of(&Xv, i, &x);
+        for (size_t k = 0; k < n_members; k++)
+            if ((err = ops[k]->predict(m->members[k].state, &x, &hold[(k * n_test + i) * L])) !=
+                CML_OK)
+                goto done;
+        cml_prediction p;
+        if ((err = cml_model_predict(m, scratch, test_ds->texts[i], strlen(test_ds->texts[i]),
+                                     &p)) != CML_OK)
+            goto done;
+        memcpy(&hold[(n_members * n_test + i) * L], p.probs, L * sizeof(double));
+    }
+    for (size_t k = 0; k <= n_members; k++) {
+        if ((err = cml_metrics_compute(test_ds->labels, &hold[k * n_test * L], n_test, L,
+                                       &report->members[k].holdout)) != CML_OK)
+            goto done;
+        report->members[k].name = k < n_members ? ops[k]->name : cml_model_type_name(o->type);
+        report->members[k].weight = k < n_members ? fit.weights[k] : 1.0;
+        report->members[k].train_seconds = k < n_members ? member_seconds[k] : 0;
+    }
+    report->n_members = n_members;
     m->holdout = test_ds;
     test_ds = NULL;
 
@@ -452,7 +570,7 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
     json_object *per = json_object_new_object();
     for (size_t k = 0; k < n_members; k++) {
         json_object *mo = json_object_new_object();
-        json_object_object_add(mo, "weight", json_object_new_double(w[k]));
+        json_object_object_add(mo, "weight", json_object_new_double(fit.weights[k]));
         json_object_object_add(mo, "holdout",
                                metrics_object(&report->members[k].holdout, m->labels));
         json_object_object_add(
@@ -462,6 +580,24 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
         json_object_object_add(per, ops[k]->name, mo);
     }
     json_object_object_add(metrics, "members", per);
+    json_object *dropped = json_object_new_object();
+    for (size_t k = 0; k < report->n_dropped; k++)
+        json_object_object_add(dropped, report->dropped[k].name,
+                               metrics_object(&report->dropped[k].cv, m->labels));
+    json_object_object_add(metrics, "dropped", dropped);
+    json_object *comb = json_object_new_object();
+    for (int c = 0; c < CML_COMBINE__MAX; c++) {
+        const cml_combination_report *cr = &report->combinations[c];
+        if (!cr->tried)
+            continue;
+        json_object *co = json_object_new_object();
+        json_object_object_add(co, "log_loss", json_object_new_double(cr->log_loss));
+        json_object_object_add(co, "f1_macro", json_object_new_double(cr->f1_macro));
+        json_object_object_add(comb, cml_combination_name((cml_combination)c), co);
+    }
+    json_object_object_add(metrics, "combinations", comb);
+    json_object_object_add(metrics, "utterance_rows",
+                           json_object_new_int64((int64_t)report->utterance_rows));
     m->training_time_s = now_seconds() - t_start;
     json_object_object_add(metrics, "training_time_s", json_object_new_double(m->training_time_s));
     m->metrics_json = cml_strdup(json_object_to_json_string_ext(metrics, JSON_C_TO_STRING_PLAIN));
@@ -482,12 +618,15 @@ done:
     cml_free(fold_of);
     cml_free(rows);
     cml_free(oof);
+    cml_free(qoof);
     cml_free(hold);
     cml_free(mix);
+    clip_rows_release(&clips);
     cml_dataset_free(train_ds);
     cml_dataset_free(test_ds);
     cml_dataset_free(fold_tr);
     cml_featurizer_free(feat);
+    cml_feature_scratch_free(scratch);
     cml_csr_free(&X);
     cml_csr_free(&Xv);
     if (report == &local || err != CML_OK)

@@ -6,6 +6,7 @@
 #ifndef CML_TRAINER_H
 #define CML_TRAINER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,10 +21,11 @@ typedef void (*cml_progress_fn)(void *ctx, double fraction, const char *step);
 
 typedef struct cml_train_options {
     cml_model_type type;
-    uint64_t seed;    /* split, folds and learners; default 42 */
-    double test_frac; /* held-out share; default 0.2 */
-    size_t cv_folds;  /* 0 = no cross-validation (the ensemble then votes equally) */
-    int n_threads;    /* learners that can use threads; default 2 */
+    uint64_t seed;         /* split, folds and learners; default 42 */
+    double test_frac;      /* held-out share; default 0.2 */
+    size_t cv_folds;       /* 0 = no cross-validation (the ensemble then votes equally) */
+    int n_threads;         /* learners that can use threads; default 2 */
+    bool keep_all_members; /* never drop a member that adds nothing (tests of every member) */
     /* Per-member settings, indexed by cml_member_kind; zero fields keep defaults. */
     cml_member_params params[8];
     cml_progress_fn progress;
@@ -41,9 +43,21 @@ typedef struct cml_member_report {
     double train_seconds;
 } cml_member_report;
 
+/* How one way of combining the members scored on out-of-fold data (inner cross-validation). */
+typedef struct cml_combination_report {
+    bool tried;
+    double log_loss, f1_macro;
+} cml_combination_report;
+
 typedef struct cml_train_report {
     size_t n_members;
     cml_member_report members[CML_MAX_MEMBERS + 1]; /* the last one is the combination */
+    /* Members left out because the combination did as well without them (cv only). */
+    size_t n_dropped;
+    cml_member_report dropped[CML_MAX_MEMBERS];
+    cml_combination_report combinations[CML_COMBINE__MAX];
+    cml_combination combination; /* the winner, kept in the model */
+    size_t utterance_rows;       /* training rows of several sentences the combiner fitted on */
     double seconds;
 } cml_train_report;
 

@@ -63,6 +63,7 @@ static void shared_setup(void) {
     to.cv_folds = 3;
     /* One XGBoost thread: OpenMP spin-waits make two threads crawl on a busy machine. */
     to.n_threads = 1;
+    to.keep_all_members = true; /* every member's payload is tested below */
     ck_assert_msg(cml_train(small, &to, &model, &report, &d) == CML_OK, "%s", d.msg);
     ck_assert_int_eq(cml_model_serialize(model, &file_buf, &file_len), CML_OK);
 }
