@@ -26,6 +26,7 @@
 #include "local_store.h"
 #include "model.h"
 #include "model_file.h"
+#include "prediction_json.h"
 #include "trainer.h"
 
 #define EXIT_USAGE 2
@@ -524,6 +525,9 @@ static int classify_one(const cml_model *m, cml_feature_scratch *s, const char *
         for (size_t c = 0; c < m->n_labels; c++)
             json_object_object_add(probs, m->labels[c], json_object_new_double(p.probs[c]));
         json_object_object_add(o, "probabilities", probs);
+        json_object *questions = cml_prediction_questions_json(m, &p, text);
+        if (questions != NULL)
+            json_object_object_add(o, "questions", questions);
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         json_object_put(o);
     } else {

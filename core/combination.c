@@ -13,8 +13,11 @@
 #define STACK_C 1.0
 #define UTTERANCE_C 1.0
 #define UTTERANCE_MIN_ROWS 20
-/* A member whose removal raises the inner-CV log loss by less than this adds nothing. */
-#define PRUNE_TOLERANCE 1e-4
+/*
+ * A member whose removal raises the inner-CV log loss by less than this share adds nothing: a
+ * copy of another member "helps" a stacker only by halving its penalty, about 0.1 %.
+ */
+#define PRUNE_TOLERANCE 0.002
 
 /* Probability of label c of row i by member k of the oof. */
 static inline double member_p(const cml_oof *o, size_t k, size_t i, size_t c) {
@@ -198,7 +201,7 @@ cml_err cml_combiner_choose(const cml_oof *o, uint64_t seed, bool prune, cml_com
             cml_combination_report rep;
             if ((err = score(out->combination, o, fold_of, trial, nt, &rep)) != CML_OK)
                 goto done;
-            if (rep.log_loss <= current + PRUNE_TOLERANCE &&
+            if (rep.log_loss <= current * (1.0 + PRUNE_TOLERANCE) &&
                 (drop == out->n_use || rep.log_loss < drop_loss)) {
                 drop = j;
                 drop_loss = rep.log_loss;

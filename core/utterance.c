@@ -227,8 +227,6 @@ void cml_utterance_split(const char *text, size_t len, cml_utterance *out) {
         if (!ellipsis && !sentence_end(text, len, i))
             continue;
         size_t end = ellipsis ? i + 3 : i + 1;
-        if (text[i] == '\n')
-            end = i;
         /* A question mark or more punctuation right after ("?!", "?'") stays with it. */
         bool qmark = text[i] == '?';
         while (end < len && (text[end] == '?' || text[end] == '!' || text[end] == '"' ||

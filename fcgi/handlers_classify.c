@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "prediction_json.h"
 #include "router.h"
 #include "text_features.h"
 
@@ -113,6 +114,9 @@ handler_result handle_classify_v1(service *svc, http_req *r, const char *param) 
             json_object_object_add(d, "members", member_array(m, &p));
             json_object_object_add(o, "ensemble_details", d);
         }
+        json_object *questions = cml_prediction_questions_json(m, &p, text);
+        if (questions != NULL)
+            json_object_object_add(o, "questions", questions);
         http_send_json(r, 200, o);
     }
     cml_model_release(m);

@@ -400,6 +400,38 @@ START_TEST(test_classify_model_api) {
 }
 END_TEST
 
+/* A clip of several sentences answers its questions too, with character offsets. */
+START_TEST(test_classify_questions_of_a_clip) {
+    /* "it\u2019s" is 3 bytes in UTF-8 and one character: offsets must count characters. */
+    const char *text = "Look, it\u2019s all wet. Why is it wet? Does it feel cold?";
+    char body[256];
+    snprintf(body, sizeof body, "{\"text\":\"%s\"}", text);
+    resp *r = post_json("/api/v1/models/classify", body);
+    expect_json(r, 200);
+    ck_assert(is_label(jstr(r->json, "classification")));
+    json_object *qs = jtyped(r->json, "questions", json_type_array);
+    ck_assert_int_eq((int)json_object_array_length(qs), 2);
+    const char *want[] = {"Why is it wet?", "Does it feel cold?"};
+    const int starts[] = {20, 35};
+    for (int i = 0; i < 2; i++) {
+        json_object *q = json_object_array_get_idx(qs, (size_t)i);
+        ck_assert_str_eq(jstr(q, "text"), want[i]);
+        ck_assert_int_eq((int)jnum(q, "start"), starts[i]);
+        ck_assert_int_eq((int)jnum(q, "end"), starts[i] + (int)strlen(want[i]));
+        ck_assert(is_label(jstr(q, "classification")));
+        double c = jnum(q, "confidence");
+        ck_assert(c >= 0.5 && c <= 1);
+    }
+    resp_free(r);
+
+    /* One sentence: no questions field. */
+    r = post_json("/api/v1/models/classify", "{\"text\":\"Why is it wet?\"}");
+    expect_json(r, 200);
+    ck_assert(!jhas(r->json, "questions"));
+    resp_free(r);
+}
+END_TEST
+
 START_TEST(test_classify_model_api_ensemble) {
     resp *r = post_json("/api/v1/models/classify",
                         "{\"text\":\"Why is it red?\",\"model_type\":\"ensemble\"}");
@@ -1404,6 +1436,7 @@ static Suite *routes_suite(void) {
     tc = tcase_create("classify");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_classify_model_api);
+    tcase_add_test(tc, test_classify_questions_of_a_clip);
     tcase_add_test(tc, test_classify_model_api_ensemble);
     tcase_add_test(tc, test_classify_client_routes);
     tcase_add_test(tc, test_classify_query_text_without_body);

@@ -152,6 +152,51 @@ START_TEST(test_round_trip_is_identical) {
 }
 END_TEST
 
+/* Stacking and the utterance combiner are stored in the file and predict identically after it. */
+START_TEST(test_stacked_model_round_trips) {
+    shared_setup();
+    cml_model *stacked = NULL, *back = NULL;
+    cml_diag d = {{0}};
+    ck_assert_int_eq(cml_model_deserialize(file_buf, file_len, &stacked, &d), CML_OK);
+    stacked->combination = CML_COMBINE_STACKING;
+    stacked->stacker.n_inputs = (uint32_t)stacked->n_members;
+    for (size_t k = 0; k < stacked->n_members; k++)
+        stacked->stacker.coef[k] = 0.3 + 0.1 * (double)k;
+    stacked->stacker.bias = -0.05;
+    stacked->utterance_fitted = true;
+    stacked->utterance.n_inputs = CML_UTT__MAX;
+    for (size_t k = 0; k < CML_UTT__MAX; k++)
+        stacked->utterance.coef[k] = 0.5 - 0.1 * (double)k;
+    stacked->utterance.bias = 0.1;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(cml_model_serialize(stacked, &buf, &len), CML_OK);
+    ck_assert_msg(cml_model_deserialize(buf, len, &back, &d) == CML_OK, "%s", d.msg);
+    ck_assert_int_eq(back->combination, CML_COMBINE_STACKING);
+    ck_assert(back->utterance_fitted);
+    ck_assert_str_eq(cml_model_voting(back), "stacking");
+    double *a = predict_holdout(stacked), *b = predict_holdout(back);
+    size_t bytes = model->holdout->n * (model->n_members + 1) * model->n_labels * sizeof(double);
+    ck_assert_msg(memcmp(a, b, bytes) == 0, "a reloaded stacked model predicts differently");
+    /* A clip of several sentences goes through the utterance combiner, the same after loading. */
+    const char *clip = "Look, it is all wet. Why is it wet? Because it rained.";
+    cml_feature_scratch *s = cml_feature_scratch_new();
+    cml_prediction p1, p2;
+    ck_assert_int_eq(cml_model_predict(stacked, s, clip, strlen(clip), &p1), CML_OK);
+    ck_assert_int_eq(cml_model_predict(back, s, clip, strlen(clip), &p2), CML_OK);
+    ck_assert_uint_eq(p1.n_sentences, 3);
+    ck_assert_uint_eq(p1.n_questions, 1);
+    ck_assert(p1.probs[1] == p2.probs[1] &&
+              p1.questions[0].confidence == p2.questions[0].confidence);
+    cml_model_release(back);
+    cml_feature_scratch_free(s);
+    cml_free(a);
+    cml_free(b);
+    cml_free(buf);
+    cml_model_release(stacked);
+}
+END_TEST
+
 typedef struct worker {
     const cml_model *m;
     double *out;
@@ -598,6 +643,7 @@ int main(void) {
     tcase_add_test(tc, test_members_beat_chance);
     tcase_add_test(tc, test_probabilities_are_distributions);
     tcase_add_test(tc, test_round_trip_is_identical);
+    tcase_add_test(tc, test_stacked_model_round_trips);
     tcase_add_test(tc, test_concurrent_predictions_match);
     tcase_add_test(tc, test_resealed_file_loads);
     tcase_add_test(tc, test_corrupt_member_payload_is_refused);
