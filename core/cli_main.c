@@ -41,8 +41,9 @@ static void usage(FILE *out) {
             "  train    --model classic|ensemble [--data FILE] [--out DIR] [--seed N] [--folds K] "
             "[--json]\n"
             "           train on a text,label CSV (default: the bundled data), print the metrics,\n"
-            "           write TYPE_VERSION.model and point TYPE_latest.model at it\n"
-            "  evaluate --model FILE --data FILE [--json]\n"
+            "           write TYPE_VERSION.model and point TYPE_latest.model at it;\n"
+            "           --measure FILE [--by COLUMN] then scores it on FILE (never fitted on)\n"
+            "  evaluate --model FILE --data FILE [--by COLUMN] [--json]\n"
             "           score a model file on a labelled CSV\n"
             "  classify --model FILE [--json] [TEXT...]\n"
             "           classify each TEXT, or each line of standard input\n"
@@ -86,6 +87,9 @@ static const char *default_data(void) {
 
 typedef struct cli_args {
     const char *model, *data, *out, *job, *state_dir;
+    const char *by;         /* evaluate: also report by the values of this column */
+    const char *measure[4]; /* train: sets to score the new model on, never to fit */
+    size_t n_measure;
     unsigned long long seed;
     long folds, retain;
     bool json, seed_set, folds_set;
@@ -114,6 +118,8 @@ static int parse_args(int argc, char **argv, cli_args *a) {
         {"container", required_argument, NULL, 'c'},
         {"upload", no_argument, NULL, 'U'},
         {"latest", no_argument, NULL, 'L'},
+        {"by", required_argument, NULL, 'B'},
+        {"measure", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
@@ -145,6 +151,16 @@ static int parse_args(int argc, char **argv, cli_args *a) {
             break;
         case 'J':
             a->job = optarg;
+            break;
+        case 'B':
+            a->by = optarg;
+            break;
+        case 'M':
+            if (a->n_measure == sizeof(a->measure) / sizeof(a->measure[0])) {
+                fprintf(stderr, "%s: --measure at most 4 times\n", program);
+                return EXIT_USAGE;
+            }
+            a->measure[a->n_measure++] = optarg;
             break;
         case 'S':
             a->state_dir = optarg;
@@ -334,6 +350,8 @@ static cml_err train_upload(const cli_args *a, const char *path, const char *dat
     return err;
 }
 
+static int evaluate_file(const cml_model *m, const char *path, const char *by, bool json);
+
 static int cmd_train(int argc, char **argv) {
     cli_args a;
     cml_diag diag = {{0}};
@@ -446,6 +464,10 @@ static int cmd_train(int argc, char **argv) {
                    "store\n",
                    cml_model_type_name(type), m->version, cml_model_type_name(type));
     }
+    /* Measuring sets are scored, never fitted on: the model is already written. */
+    for (size_t i = 0; i < a.n_measure; i++)
+        if ((rc = evaluate_file(m, a.measure[i], a.by, a.json)) != EXIT_SUCCESS)
+            goto done;
     rc = EXIT_SUCCESS;
 done:
     cml_train_report_release(&report);
@@ -454,12 +476,106 @@ done:
     return rc;
 }
 
+static void print_evaluation(const cml_model *m, const cml_metrics *met) {
+    printf("  accuracy %.4f  macro F1 %.4f  MCC %.4f  ROC AUC %.4f  log loss %.4f\n", met->accuracy,
+           met->f1_macro, met->mcc, met->roc_auc, met->log_loss);
+    printf("  %-8s %9s %9s %9s %8s\n", "label", "precision", "recall", "f1", "support");
+    for (size_t c = 0; c < met->n_labels; c++)
+        printf("  %-8s %9.4f %9.4f %9.4f %8zu\n", m->labels[c], met->per_class[c].precision,
+               met->per_class[c].recall, met->per_class[c].f1, met->per_class[c].support);
+    printf("  confusion (rows actual, columns predicted):\n");
+    for (size_t c = 0; c < met->n_labels; c++) {
+        printf("  %-8s", m->labels[c]);
+        for (size_t k = 0; k < met->n_labels; k++)
+            printf(" %6zu", met->confusion[c * met->n_labels + k]);
+        printf("\n");
+    }
+}
+
+/* Metrics of the rows of ds whose group is value; into *out (caller releases). */
+static cml_err evaluate_group(const cml_model *m, const cml_dataset *ds, const char *value,
+                              cml_metrics *out, cml_diag *diag) {
+    size_t *idx = cml_malloc(ds->n * sizeof(size_t)), n = 0;
+    if (idx == NULL)
+        return CML_ERR_NOMEM;
+    for (size_t i = 0; i < ds->n; i++)
+        if (strcmp(ds->groups[i], value) == 0)
+            idx[n++] = i;
+    cml_dataset *sub = cml_dataset_subset(ds, idx, n);
+    cml_free(idx);
+    if (sub == NULL)
+        return CML_ERR_NOMEM;
+    cml_err err = cml_model_evaluate(m, sub, out, diag);
+    cml_dataset_free(sub);
+    return err;
+}
+
+/* Scores m on the CSV at path (by the values of column by, when set) and prints it. */
+static int evaluate_file(const cml_model *m, const char *path, const char *by, bool json) {
+    cml_diag diag = {{0}};
+    cml_dataset *ds = NULL;
+    cml_metrics met = {0};
+    json_object *out = NULL, *groups = NULL;
+    int rc;
+    cml_csv_options opts = {.min_labels = 1, .min_rows = 1, .group_column = by};
+    cml_err err = cml_csv_read_file(path, &opts, &ds, &diag);
+    if (err != CML_OK)
+        return fail(path, err, &diag);
+    if ((err = cml_model_evaluate(m, ds, &met, &diag)) != CML_OK) {
+        rc = fail("evaluation failed", err, &diag);
+        goto done;
+    }
+    if (json) {
+        char *j = cml_metrics_to_json(&met, m->labels);
+        out = j ? json_tokener_parse(j) : NULL;
+        cml_free(j);
+        if (out == NULL) {
+            rc = fail("evaluation failed", CML_ERR_NOMEM, NULL);
+            goto done;
+        }
+        if (by != NULL)
+            json_object_object_add(out, "by", groups = json_object_new_object());
+    } else {
+        printf("%s model %s on %zu rows of %s\n", cml_model_type_name(m->type), m->version, met.n,
+               path);
+        print_evaluation(m, &met);
+    }
+    /* By group, in the order the values first appear. */
+    for (size_t i = 0; by != NULL && i < ds->n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(ds->groups[j], ds->groups[i]) == 0;
+        if (seen)
+            continue;
+        cml_metrics g = {0};
+        if ((err = evaluate_group(m, ds, ds->groups[i], &g, &diag)) != CML_OK) {
+            rc = fail("evaluation failed", err, &diag);
+            goto done;
+        }
+        if (json) {
+            char *j = cml_metrics_to_json(&g, m->labels);
+            json_object_object_add(groups, ds->groups[i], j ? json_tokener_parse(j) : NULL);
+            cml_free(j);
+        } else {
+            printf("%s=%s: %zu rows\n", by, ds->groups[i], g.n);
+            print_evaluation(m, &g);
+        }
+        cml_metrics_release(&g);
+    }
+    if (json)
+        puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN));
+    rc = EXIT_SUCCESS;
+done:
+    json_object_put(out);
+    cml_metrics_release(&met);
+    cml_dataset_free(ds);
+    return rc;
+}
+
 static int cmd_evaluate(int argc, char **argv) {
     cli_args a;
     cml_diag diag = {{0}};
-    cml_dataset *ds = NULL;
     cml_model *m = NULL;
-    cml_metrics met = {0};
     int rc = parse_args(argc, argv, &a);
     if (rc)
         return rc;
@@ -467,47 +583,11 @@ static int cmd_evaluate(int argc, char **argv) {
         fprintf(stderr, "%s evaluate: needs --model FILE and --data FILE\n", program);
         return EXIT_USAGE;
     }
-    cml_csv_options opts = {.min_labels = 1, .min_rows = 1};
     cml_err err = cml_model_load(a.model, &m, &diag);
     if (err != CML_OK)
         return fail(a.model, err, &diag);
-    if ((err = cml_csv_read_file(a.data, &opts, &ds, &diag)) != CML_OK) {
-        rc = fail(a.data, err, &diag);
-        goto done;
-    }
-    if ((err = cml_model_evaluate(m, ds, &met, &diag)) != CML_OK) {
-        rc = fail("evaluation failed", err, &diag);
-        goto done;
-    }
-    if (a.json) {
-        char *j = cml_metrics_to_json(&met, m->labels);
-        if (j == NULL) {
-            rc = fail("evaluation failed", CML_ERR_NOMEM, NULL);
-            goto done;
-        }
-        puts(j);
-        cml_free(j);
-    } else {
-        printf("%s model %s on %zu rows\n", cml_model_type_name(m->type), m->version, met.n);
-        printf("  accuracy %.4f  macro F1 %.4f  MCC %.4f  ROC AUC %.4f  log loss %.4f\n",
-               met.accuracy, met.f1_macro, met.mcc, met.roc_auc, met.log_loss);
-        printf("  %-8s %9s %9s %9s %8s\n", "label", "precision", "recall", "f1", "support");
-        for (size_t c = 0; c < met.n_labels; c++)
-            printf("  %-8s %9.4f %9.4f %9.4f %8zu\n", m->labels[c], met.per_class[c].precision,
-                   met.per_class[c].recall, met.per_class[c].f1, met.per_class[c].support);
-        printf("  confusion (rows actual, columns predicted):\n");
-        for (size_t c = 0; c < met.n_labels; c++) {
-            printf("  %-8s", m->labels[c]);
-            for (size_t k = 0; k < met.n_labels; k++)
-                printf(" %6zu", met.confusion[c * met.n_labels + k]);
-            printf("\n");
-        }
-    }
-    rc = EXIT_SUCCESS;
-done:
-    cml_metrics_release(&met);
+    rc = evaluate_file(m, a.data, a.by, a.json);
     cml_model_release(m);
-    cml_dataset_free(ds);
     return rc;
 }
 

@@ -61,6 +61,9 @@ void cml_dataset_free(cml_dataset *ds) {
     cml_free(ds->labels);
     cml_free(ds->label_names);
     cml_free(ds->source_lines);
+    for (size_t i = 0; ds->groups != NULL && i < ds->n; i++)
+        cml_free(ds->groups[i]);
+    cml_free(ds->groups);
     cml_free(ds);
 }
 
@@ -175,6 +178,8 @@ cml_dataset *cml_dataset_subset(const cml_dataset *src, const size_t *idx, size_
     }
     if (dataset_reserve(ds, n) != CML_OK)
         goto fail;
+    if (src->groups != NULL && (ds->groups = cml_calloc(n ? n : 1, sizeof(char *))) == NULL)
+        goto fail;
     for (size_t i = 0; i < n; i++) {
         ds->texts[i] = cml_strdup(src->texts[idx[i]]);
         if (ds->texts[i] == NULL)
@@ -182,6 +187,8 @@ cml_dataset *cml_dataset_subset(const cml_dataset *src, const size_t *idx, size_
         ds->labels[i] = src->labels[idx[i]];
         ds->source_lines[i] = src->source_lines[idx[i]];
         ds->n++;
+        if (src->groups != NULL && (ds->groups[i] = cml_strdup(src->groups[idx[i]])) == NULL)
+            goto fail;
     }
     return ds;
 fail:
@@ -340,8 +347,9 @@ cml_err cml_csv_parse(const char *buf, size_t len, const cml_csv_options *opts, 
     csv_record rec = {0};
     cml_dataset *ds = NULL;
     size_t pos = 0, line = 1;
-    long text_col = -1, label_col = -1;
-    size_t n_cols = 0;
+    long text_col = -1, label_col = -1, group_col = -1;
+    size_t n_cols = 0, groups_cap = 0;
+    char **groups = NULL;
 
     if (out == NULL || (buf == NULL && len > 0))
         return CML_ERR_INVALID;
@@ -378,6 +386,14 @@ cml_err cml_csv_parse(const char *buf, size_t len, const cml_csv_options *opts, 
             text_col = (long)c;
         else if (name_equals(rec.fields[c].buf, "label") && label_col < 0)
             label_col = (long)c;
+        else if (opts->group_column != NULL && group_col < 0 &&
+                 name_equals(rec.fields[c].buf, opts->group_column))
+            group_col = (long)c;
+    }
+    if (opts->group_column != NULL && group_col < 0) {
+        err = cml_diag_set(diag, CML_ERR_CSV, "line 1: header has no `%s` column",
+                           opts->group_column);
+        goto done;
     }
     if (text_col < 0 || label_col < 0) {
         err = cml_diag_set(diag, CML_ERR_CSV, "line 1: header has no `%s` column",
@@ -428,6 +444,35 @@ cml_err cml_csv_parse(const char *buf, size_t len, const cml_csv_options *opts, 
         }
         if ((err = cml_dataset_add(ds, text->buf, label->buf, rec_line)) != CML_OK)
             goto done;
+        if (group_col >= 0) {
+            if (ds->n > groups_cap) {
+                size_t cap = groups_cap ? groups_cap * 2 : 256;
+                char **g = cml_realloc(groups, cap * sizeof(char *));
+                if (g == NULL) {
+                    err = CML_ERR_NOMEM;
+                    goto done;
+                }
+                groups = g, groups_cap = cap;
+            }
+            groups[ds->n - 1] = NULL;
+            const csv_field *gf = &rec.fields[group_col];
+            if (!cml_utf8_valid(gf->buf, gf->len)) {
+                err = cml_diag_set(diag, CML_ERR_UTF8, "line %zu: not valid UTF-8", rec_line);
+                goto done;
+            }
+            if ((groups[ds->n - 1] = cml_strdup(gf->buf)) == NULL) {
+                err = CML_ERR_NOMEM;
+                goto done;
+            }
+        }
+    }
+    if (group_col >= 0) {
+        ds->groups = groups != NULL ? groups : cml_calloc(1, sizeof(char *));
+        groups = NULL, groups_cap = 0;
+        if (ds->groups == NULL) {
+            err = CML_ERR_NOMEM;
+            goto done;
+        }
     }
     if (ds->n < opts->min_rows) {
         err = cml_diag_set(diag, CML_ERR_DATA, "%zu data rows: at least %zu are needed", ds->n,
@@ -444,6 +489,9 @@ cml_err cml_csv_parse(const char *buf, size_t len, const cml_csv_options *opts, 
     *out = ds;
     ds = NULL;
 done:
+    for (size_t i = 0; groups != NULL && ds != NULL && i < ds->n; i++)
+        cml_free(groups[i]);
+    cml_free(groups);
     record_free(&rec);
     cml_dataset_free(ds);
     return err;

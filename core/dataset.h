@@ -15,14 +15,16 @@ typedef struct cml_dataset {
     size_t n_labels;      /* distinct labels, >= 1 */
     char **label_names;   /* sorted by strcmp, owned */
     size_t *source_lines; /* n line numbers in the source file (1 = header), owned */
+    char **groups;        /* n values of the options' group column, owned; NULL without one */
     size_t cap;
 } cml_dataset;
 
 /* Checks of the reader; the defaults suit training. */
 typedef struct cml_csv_options {
-    size_t min_labels;     /* reject a file with fewer distinct labels (training wants 2) */
-    size_t min_rows;       /* reject a file with fewer rows */
-    size_t max_text_bytes; /* reject longer texts; 0 = no limit */
+    size_t min_labels;        /* reject a file with fewer distinct labels (training wants 2) */
+    size_t min_rows;          /* reject a file with fewer rows */
+    size_t max_text_bytes;    /* reject longer texts; 0 = no limit */
+    const char *group_column; /* keep this column's values in groups (reports by kind); or NULL */
 } cml_csv_options;
 
 #define CML_CSV_OPTIONS_TRAINING                                                                   \
