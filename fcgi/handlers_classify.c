@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "router.h"
-#include "text_features.h"
+#include "text/text_features.h"
 
 /* One scratch per request thread, made on first use (libstemmer is not shareable). */
 static _Thread_local cml_feature_scratch *thread_scratch;

@@ -6,10 +6,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "local_store.h"
+#include "model/local_store.h"
 #include "router.h"
-#include "service_log.h"
-#include "service_metrics.h"
+#include "ops/service_log.h"
+#include "ops/prom.h"
 #include "storage_sync.h"
 
 static json_object *model_info(const cml_model *m) {

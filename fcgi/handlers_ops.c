@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cml_alloc.h"
+#include "base/cml_alloc.h"
 #include "router.h"
-#include "service_metrics.h"
+#include "ops/prom.h"
 #include "storage_sync.h"
 
 static json_object *slot_json(service *svc, cml_model_type t, bool *loaded) {

@@ -12,14 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cml_alloc.h"
-#include "hyperparams.h"
-#include "local_store.h"
-#include "metrics.h"
-#include "model_file.h"
+#include "base/cml_alloc.h"
+#include "learn/hyperparams.h"
+#include "model/local_store.h"
+#include "learn/eval_metrics.h"
+#include "model/model_file.h"
 #include "router.h"
 #include "storage_sync.h"
-#include "trainer.h"
+#include "learn/trainer.h"
 #include "training_jobs.h"
 
 #define MAX_JOB_PARAMS 24

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "service_log.h"
-#include "service_metrics.h"
+#include "ops/service_log.h"
+#include "ops/prom.h"
 
 enum { GET = 1, POST = 2 };
 enum { ROUTE_ADMIN = 1, ROUTE_BODY = 2 };

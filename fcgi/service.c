@@ -13,15 +13,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cml_alloc.h"
-#include "dataset.h"
-#include "local_store.h"
-#include "model_catalog.h"
-#include "model_file.h"
-#include "service_log.h"
-#include "service_metrics.h"
+#include "base/cml_alloc.h"
+#include "learn/dataset.h"
+#include "model/local_store.h"
+#include "model/model_catalog.h"
+#include "model/model_file.h"
+#include "ops/service_log.h"
+#include "ops/prom.h"
 #include "storage_sync.h"
-#include "trainer.h"
+#include "learn/trainer.h"
 
 static const cml_model_type all_types[] = {CML_MODEL_ENSEMBLE, CML_MODEL_CLASSIC};
 

@@ -14,14 +14,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blob_store.h"
-#include "cml_alloc.h"
-#include "dataset.h"
-#include "local_store.h"
-#include "model_catalog.h"
-#include "model_file.h"
-#include "service_log.h"
-#include "service_metrics.h"
+#include "azure/blob_store.h"
+#include "base/cml_alloc.h"
+#include "learn/dataset.h"
+#include "model/local_store.h"
+#include "model/model_catalog.h"
+#include "model/model_file.h"
+#include "ops/service_log.h"
+#include "ops/prom.h"
 
 typedef struct storage {
     pthread_mutex_t lock;  /* one sync at a time in this process */

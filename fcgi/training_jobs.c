@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cml_alloc.h"
-#include "service_log.h"
-#include "service_metrics.h"
+#include "base/cml_alloc.h"
+#include "ops/service_log.h"
+#include "ops/prom.h"
 
 typedef struct watch {
     service *svc;

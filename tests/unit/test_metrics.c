@@ -3,9 +3,9 @@
 
 #include <math.h>
 
-#include "calibration.h"
-#include "data_split.h"
-#include "metrics.h"
+#include "learn/calibration.h"
+#include "learn/data_split.h"
+#include "learn/eval_metrics.h"
 #include "unit.h"
 
 START_TEST(test_binary_metrics) {

@@ -12,10 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cml_alloc.h"
-#include "hyperparams.h"
-#include "service_log.h"
-#include "service_metrics.h"
+#include "base/cml_alloc.h"
+#include "learn/hyperparams.h"
+#include "ops/service_log.h"
+#include "ops/prom.h"
 #include "unit.h"
 
 /* --- metrics ------------------------------------------------------------------ */
