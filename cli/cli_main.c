@@ -482,7 +482,7 @@ static int cmd_evaluate(int argc, char **argv) {
     }
     rc = EXIT_SUCCESS;
 done:
-    cml_metrics_release(&met);
+    cml_eval_release(&met);
     cml_model_release(m);
     cml_dataset_free(ds);
     return rc;

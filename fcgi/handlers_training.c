@@ -485,7 +485,7 @@ handler_result handle_evaluate(service *svc, http_req *r, const char *param) {
                              json_object_to_json_string_ext(mj, JSON_C_TO_STRING_PLAIN));
     http_send_json(r, 200, o);
 done:
-    cml_metrics_release(&met);
+    cml_eval_release(&met);
     cml_dataset_free(ds);
     cml_model_release(m);
     json_object_put(body);

@@ -18,7 +18,7 @@ static int cmp_scored(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-double cml_roc_auc(const double *score, const int *positive, size_t n) {
+double cml_eval_roc_auc(const double *score, const int *positive, size_t n) {
     scored *v = cml_malloc((n ? n : 1) * sizeof(scored));
     if (v == NULL)
         return NAN;
@@ -49,7 +49,7 @@ double cml_roc_auc(const double *score, const int *positive, size_t n) {
     return (rank_sum - (double)n_pos * (n_pos + 1) / 2.0) / ((double)n_pos * n_neg);
 }
 
-void cml_metrics_release(cml_metrics *m) {
+void cml_eval_release(cml_metrics *m) {
     if (m == NULL)
         return;
     cml_free(m->confusion);
@@ -58,8 +58,8 @@ void cml_metrics_release(cml_metrics *m) {
     m->per_class = NULL;
 }
 
-cml_err cml_metrics_compute(const int *truth, const double *probs, size_t n, size_t n_labels,
-                            cml_metrics *m) {
+cml_err cml_eval_compute(const int *truth, const double *probs, size_t n, size_t n_labels,
+                         cml_metrics *m) {
     memset(m, 0, sizeof(*m));
     if (n_labels < 2 || (n > 0 && (truth == NULL || probs == NULL)))
         return CML_ERR_INVALID;
@@ -72,7 +72,7 @@ cml_err cml_metrics_compute(const int *truth, const double *probs, size_t n, siz
     if (m->confusion == NULL || m->per_class == NULL || score == NULL || pos == NULL) {
         cml_free(score);
         cml_free(pos);
-        cml_metrics_release(m);
+        cml_eval_release(m);
         return CML_ERR_NOMEM;
     }
     const double eps = 1e-15;
@@ -88,7 +88,7 @@ cml_err cml_metrics_compute(const int *truth, const double *probs, size_t n, siz
         if (t >= n_labels) {
             cml_free(score);
             cml_free(pos);
-            cml_metrics_release(m);
+            cml_eval_release(m);
             return CML_ERR_INVALID;
         }
         m->confusion[t * n_labels + best]++;
@@ -144,7 +144,7 @@ cml_err cml_metrics_compute(const int *truth, const double *probs, size_t n, siz
             score[i] = probs[i * n_labels + c];
             pos[i] = (size_t)truth[i] == c;
         }
-        double a = cml_roc_auc(score, pos, n);
+        double a = cml_eval_roc_auc(score, pos, n);
         if (!isnan(a)) {
             auc_sum += a;
             auc_n++;

@@ -1,6 +1,6 @@
 /* Classification metrics over predicted probabilities. */
-#ifndef CML_METRICS_H
-#define CML_METRICS_H
+#ifndef CML_EVAL_METRICS_H
+#define CML_EVAL_METRICS_H
 
 #include <stddef.h>
 
@@ -21,13 +21,13 @@ typedef struct cml_metrics {
 
 /*
  * Scores n predictions: truth[i] in [0, n_labels), probs row-major n x n_labels.
- * The predicted label is the arg-max. Fills *m; release with cml_metrics_release.
+ * The predicted label is the arg-max. Fills *m; release with cml_eval_release.
  */
-cml_err cml_metrics_compute(const int *truth, const double *probs, size_t n, size_t n_labels,
-                            cml_metrics *m);
-void cml_metrics_release(cml_metrics *m);
+cml_err cml_eval_compute(const int *truth, const double *probs, size_t n, size_t n_labels,
+                         cml_metrics *m);
+void cml_eval_release(cml_metrics *m);
 
 /* Area under the ROC curve of scores for a binary truth (ties averaged); NAN if one class. */
-double cml_roc_auc(const double *score, const int *positive, size_t n);
+double cml_eval_roc_auc(const double *score, const int *positive, size_t n);
 
 #endif

@@ -68,8 +68,8 @@ void cml_train_report_release(cml_train_report *r) {
     if (r == NULL)
         return;
     for (size_t i = 0; i < r->n_members + 1 && i < CML_MAX_MEMBERS + 1; i++) {
-        cml_metrics_release(&r->members[i].cv);
-        cml_metrics_release(&r->members[i].holdout);
+        cml_eval_release(&r->members[i].cv);
+        cml_eval_release(&r->members[i].holdout);
     }
     memset(r, 0, sizeof(*r));
 }
@@ -351,14 +351,14 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
             goto done;
         }
         for (size_t k = 0; k < n_members; k++) {
-            if ((err = cml_metrics_compute(train_ds->labels, &oof[k * n_train * L], n_train, L,
-                                           &report->members[k].cv)) != CML_OK)
+            if ((err = cml_eval_compute(train_ds->labels, &oof[k * n_train * L], n_train, L,
+                                        &report->members[k].cv)) != CML_OK)
                 goto done;
             for (size_t i = 0; i < n_train * L; i++)
                 mix[i] += w[k] * oof[k * n_train * L + i];
         }
-        if ((err = cml_metrics_compute(train_ds->labels, mix, n_train, L,
-                                       &report->members[n_members].cv)) != CML_OK)
+        if ((err = cml_eval_compute(train_ds->labels, mix, n_train, L,
+                                    &report->members[n_members].cv)) != CML_OK)
             goto done;
         cml_free(mix);
         mix = NULL;
@@ -400,8 +400,8 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
         }
     }
     for (size_t k = 0; k <= n_members; k++) {
-        if ((err = cml_metrics_compute(test_ds->labels, &hold[k * n_test * L], n_test, L,
-                                       &report->members[k].holdout)) != CML_OK)
+        if ((err = cml_eval_compute(test_ds->labels, &hold[k * n_test * L], n_test, L,
+                                    &report->members[k].holdout)) != CML_OK)
             goto done;
         report->members[k].name = k < n_members ? ops[k]->name : cml_model_type_name(o->type);
         report->members[k].weight = k < n_members ? w[k] : 1.0;
@@ -527,7 +527,7 @@ cml_err cml_model_evaluate(const cml_model *m, const cml_dataset *ds, cml_metric
         truth[i] = map[ds->labels[i]];
         memcpy(&probs[i * m->n_labels], p.probs, m->n_labels * sizeof(double));
     }
-    err = cml_metrics_compute(truth, probs, ds->n, m->n_labels, out);
+    err = cml_eval_compute(truth, probs, ds->n, m->n_labels, out);
 done:
     cml_free(truth);
     cml_free(probs);
