@@ -199,7 +199,7 @@ void router_serve(service *svc, FCGX_Request *fcgi) {
     http_req_init(&r, fcgi);
     dispatch(svc, &r);
     double secs = http_elapsed(&r);
-    cml_metrics_request(r.route ? r.route : "unknown", r.model, r.version, r.status, secs);
+    cml_prom_request(r.route ? r.route : "unknown", r.model, r.version, r.status, secs);
     if (cml_log_enabled(CML_LOG_INFO)) {
         char status[8], ms[32];
         snprintf(status, sizeof status, "%d", r.status);

@@ -61,9 +61,9 @@ static void export_stats(void) {
     for (int k = 0; k < CML_BLOB_FAIL__COUNT; k++)
         if (k != CML_BLOB_FAIL_NOT_FOUND && k != CML_BLOB_FAIL_CONFLICT)
             failures += snap.failures[k];
-    cml_metrics_inc(CML_M_BLOB_FAILURES, failures - seen_failures);
-    cml_metrics_inc(CML_M_BLOB_RETRIES, snap.retries - seen_retries);
-    cml_metrics_inc(CML_M_BLOB_OPERATIONS, snap.requests - seen_requests);
+    cml_prom_inc(CML_M_BLOB_FAILURES, failures - seen_failures);
+    cml_prom_inc(CML_M_BLOB_RETRIES, snap.retries - seen_retries);
+    cml_prom_inc(CML_M_BLOB_OPERATIONS, snap.requests - seen_requests);
     seen_failures = failures;
     seen_retries = snap.retries;
     seen_requests = snap.requests;

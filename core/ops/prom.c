@@ -51,7 +51,7 @@ typedef struct shm {
 
 static shm *M;
 
-cml_err cml_metrics_open(const char *path, cml_diag *diag) {
+cml_err cml_prom_open(const char *path, cml_diag *diag) {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return cml_diag_set(diag, CML_ERR_IO, "cannot open %s: %s", path, strerror(errno));
@@ -79,13 +79,13 @@ cml_err cml_metrics_open(const char *path, cml_diag *diag) {
     return CML_OK;
 }
 
-void cml_metrics_close(void) {
+void cml_prom_close(void) {
     if (M)
         munmap(M, sizeof(shm));
     M = NULL;
 }
 
-void cml_metrics_inc(cml_counter c, uint64_t by) {
+void cml_prom_inc(cml_counter c, uint64_t by) {
     if (M && (unsigned)c < CML_M__COUNT)
         atomic_fetch_add_explicit(&M->counters[c], by, memory_order_relaxed);
 }
@@ -120,8 +120,8 @@ static void *claim(void *table, size_t n, size_t stride, size_t key_off, size_t 
     return NULL;
 }
 
-void cml_metrics_request(const char *route, const char *model, const char *version, int status,
-                         double seconds) {
+void cml_prom_request(const char *route, const char *model, const char *version, int status,
+                      double seconds) {
     if (M == NULL)
         return;
     char key[KEY_BYTES];
@@ -131,7 +131,7 @@ void cml_metrics_request(const char *route, const char *model, const char *versi
     if (s)
         atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
     else
-        cml_metrics_inc(CML_M_SERIES_DROPPED, 1);
+        cml_prom_inc(CML_M_SERIES_DROPPED, 1);
     route_hist *h =
         claim(M->hist, ROUTES, sizeof(route_hist), offsetof(route_hist, route), 64, route);
     if (h == NULL)
@@ -143,7 +143,7 @@ void cml_metrics_request(const char *route, const char *model, const char *versi
     atomic_fetch_add_explicit(&h->sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
 }
 
-void cml_metrics_set_process(size_t model_bytes, size_t alloc_bytes) {
+void cml_prom_set_process(size_t model_bytes, size_t alloc_bytes) {
     if (M == NULL)
         return;
     int64_t me = (int64_t)getpid();
@@ -177,7 +177,7 @@ static void label(FILE *out, const char *s, size_t n) {
     }
 }
 
-void cml_metrics_write(FILE *out) {
+void cml_prom_write(FILE *out) {
     static const char *const counter_names[CML_M__COUNT][2] = {
         [CML_M_MODEL_LOADS] = {"cultivate_ml_model_loads_total", "Models loaded and swapped in."},
         [CML_M_MODEL_LOAD_FAILURES] = {"cultivate_ml_model_load_failures_total",

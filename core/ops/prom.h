@@ -4,8 +4,8 @@
  * serves it. Series slots are claimed lock-free; a full table drops new
  * series (counted) rather than blocking a request.
  */
-#ifndef CML_SERVICE_METRICS_H
-#define CML_SERVICE_METRICS_H
+#ifndef CML_PROM_H
+#define CML_PROM_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,16 +27,16 @@ typedef enum cml_counter {
 } cml_counter;
 
 /* Maps (creating) path; call once per process before threads start. */
-cml_err cml_metrics_open(const char *path, cml_diag *diag);
-void cml_metrics_close(void);
+cml_err cml_prom_open(const char *path, cml_diag *diag);
+void cml_prom_close(void);
 
-void cml_metrics_inc(cml_counter c, uint64_t by);
+void cml_prom_inc(cml_counter c, uint64_t by);
 /* One finished request. */
-void cml_metrics_request(const char *route, const char *model, const char *version, int status,
-                         double seconds);
+void cml_prom_request(const char *route, const char *model, const char *version, int status,
+                      double seconds);
 /* This process's resident model and allocation bytes (a gauge per process). */
-void cml_metrics_set_process(size_t model_bytes, size_t alloc_bytes);
+void cml_prom_set_process(size_t model_bytes, size_t alloc_bytes);
 /* Everything in Prometheus text format. */
-void cml_metrics_write(FILE *out);
+void cml_prom_write(FILE *out);
 
 #endif
