@@ -21,10 +21,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cml_alloc.h"
+#include "base/cml_alloc.h"
 #include "router.h"
 #include "service.h"
-#include "service_log.h"
+#include "ops/service_log.h"
 #include "supervisor.h"
 
 static service svc;

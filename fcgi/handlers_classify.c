@@ -7,9 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "prediction_json.h"
+#include "model/prediction_json.h"
 #include "router.h"
-#include "text_features.h"
+#include "text/text_features.h"
 
 /* One scratch per request thread, made on first use (libstemmer is not shareable). */
 static _Thread_local cml_feature_scratch *thread_scratch;

@@ -6,10 +6,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "local_store.h"
+#include "model/local_store.h"
 #include "router.h"
-#include "service_log.h"
-#include "service_metrics.h"
+#include "ops/service_log.h"
+#include "ops/prom.h"
 #include "storage_sync.h"
 
 static json_object *model_info(const cml_model *m) {
@@ -86,7 +86,7 @@ handler_result handle_select(service *svc, http_req *r, const char *param) {
     if (!info.loaded || strcmp(info.version, want) != 0) {
         cml_diag d = {{0}};
         cml_err err = cml_registry_load(svc->registry, type, want, &d);
-        cml_metrics_inc(err == CML_OK ? CML_M_MODEL_LOADS : CML_M_MODEL_LOAD_FAILURES, 1);
+        cml_prom_inc(err == CML_OK ? CML_M_MODEL_LOADS : CML_M_MODEL_LOAD_FAILURES, 1);
         if (err != CML_OK) {
             cml_log(CML_LOG_ERROR, "select_failed", "model", type_name, "version", want, "reason",
                     d.msg, NULL);

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cml_alloc.h"
+#include "base/cml_alloc.h"
 #include "router.h"
-#include "service_metrics.h"
+#include "ops/prom.h"
 #include "storage_sync.h"
 
 static json_object *slot_json(service *svc, cml_model_type t, bool *loaded) {
@@ -112,8 +112,8 @@ handler_result handle_metrics(service *svc, http_req *r, const char *param) {
         cml_registry_info(svc->registry, (cml_model_type)t, &info);
         bytes += info.bytes;
     }
-    cml_metrics_set_process(bytes, cml_alloc_in_use());
-    cml_metrics_write(out);
+    cml_prom_set_process(bytes, cml_alloc_in_use());
+    cml_prom_write(out);
     cml_config_metrics(&svc->cfg, out);
     fprintf(out,
             "# HELP cultivate_ml_uptime_seconds Seconds since this worker started.\n"

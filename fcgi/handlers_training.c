@@ -12,14 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cml_alloc.h"
-#include "hyperparams.h"
-#include "local_store.h"
-#include "metrics.h"
-#include "model_file.h"
+#include "base/cml_alloc.h"
+#include "learn/hyperparams.h"
+#include "model/local_store.h"
+#include "learn/eval_metrics.h"
+#include "model/model_file.h"
 #include "router.h"
 #include "storage_sync.h"
-#include "trainer.h"
+#include "learn/trainer.h"
 #include "training_jobs.h"
 
 #define MAX_JOB_PARAMS 24
@@ -485,7 +485,7 @@ handler_result handle_evaluate(service *svc, http_req *r, const char *param) {
                              json_object_to_json_string_ext(mj, JSON_C_TO_STRING_PLAIN));
     http_send_json(r, 200, o);
 done:
-    cml_metrics_release(&met);
+    cml_eval_release(&met);
     cml_dataset_free(ds);
     cml_model_release(m);
     json_object_put(body);

@@ -10,7 +10,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include "cml_alloc.h"
+#include "base/cml_alloc.h"
 
 const char *http_reason(int status) {
     switch (status) {

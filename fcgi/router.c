@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "service_log.h"
-#include "service_metrics.h"
+#include "ops/service_log.h"
+#include "ops/prom.h"
 
 enum { GET = 1, POST = 2 };
 enum { ROUTE_ADMIN = 1, ROUTE_BODY = 2 };
@@ -199,7 +199,7 @@ void router_serve(service *svc, FCGX_Request *fcgi) {
     http_req_init(&r, fcgi);
     dispatch(svc, &r);
     double secs = http_elapsed(&r);
-    cml_metrics_request(r.route ? r.route : "unknown", r.model, r.version, r.status, secs);
+    cml_prom_request(r.route ? r.route : "unknown", r.model, r.version, r.status, secs);
     if (cml_log_enabled(CML_LOG_INFO)) {
         char status[8], ms[32];
         snprintf(status, sizeof status, "%d", r.status);

@@ -13,15 +13,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cml_alloc.h"
-#include "dataset.h"
-#include "local_store.h"
-#include "model_catalog.h"
-#include "model_file.h"
-#include "service_log.h"
-#include "service_metrics.h"
+#include "base/cml_alloc.h"
+#include "learn/dataset.h"
+#include "model/local_store.h"
+#include "model/model_catalog.h"
+#include "model/model_file.h"
+#include "ops/service_log.h"
+#include "ops/prom.h"
 #include "storage_sync.h"
-#include "trainer.h"
+#include "learn/trainer.h"
 
 static const cml_model_type all_types[] = {CML_MODEL_ENSEMBLE, CML_MODEL_CLASSIC};
 
@@ -144,7 +144,7 @@ static cml_err apply_locked(service *svc, cml_diag *diag) {
             continue;
         cml_diag d = {{0}};
         err = cml_registry_load(svc->registry, t, want, &d);
-        cml_metrics_inc(err == CML_OK ? CML_M_MODEL_LOADS : CML_M_MODEL_LOAD_FAILURES, 1);
+        cml_prom_inc(err == CML_OK ? CML_M_MODEL_LOADS : CML_M_MODEL_LOAD_FAILURES, 1);
         cml_log(err == CML_OK ? CML_LOG_INFO : CML_LOG_ERROR,
                 err == CML_OK ? "model_loaded" : "model_load_failed", "model",
                 cml_model_type_name(t), "version", want, "reason", err == CML_OK ? "" : d.msg,
@@ -165,7 +165,7 @@ static cml_err apply_locked(service *svc, cml_diag *diag) {
         cml_registry_info(svc->registry, all_types[i], &info);
         bytes += info.bytes;
     }
-    cml_metrics_set_process(bytes, cml_alloc_in_use());
+    cml_prom_set_process(bytes, cml_alloc_in_use());
     return first;
 }
 
@@ -220,7 +220,7 @@ cml_err service_start(service *svc, cml_diag *diag) {
     if ((err = cml_state_open(svc->cfg.state_dir, &svc->state, diag)) != CML_OK)
         return err;
     snprintf(path, sizeof path, "%s/metrics", svc->cfg.state_dir);
-    if ((err = cml_metrics_open(path, diag)) != CML_OK)
+    if ((err = cml_prom_open(path, diag)) != CML_OK)
         return err;
     svc->registry = cml_registry_new(svc->cfg.model_cache_dir);
     if (svc->registry == NULL)
@@ -254,7 +254,7 @@ void service_stop(service *svc) {
     storage_stop_thread(svc);
     cml_registry_free(svc->registry);
     cml_state_close(svc->state);
-    cml_metrics_close();
+    cml_prom_close();
     cml_config_release(&svc->cfg);
     pthread_mutex_destroy(&svc->sync_lock);
 }

@@ -12,10 +12,10 @@
 #include <stdint.h>
 
 #include "http.h"
-#include "model.h"
-#include "model_registry.h"
-#include "service_config.h"
-#include "shared_state.h"
+#include "model/model.h"
+#include "model/model_registry.h"
+#include "ops/service_config.h"
+#include "state/shared_state.h"
 
 typedef struct service {
     cml_config cfg;

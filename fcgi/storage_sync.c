@@ -14,14 +14,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blob_store.h"
-#include "cml_alloc.h"
-#include "dataset.h"
-#include "local_store.h"
-#include "model_catalog.h"
-#include "model_file.h"
-#include "service_log.h"
-#include "service_metrics.h"
+#include "azure/blob_store.h"
+#include "base/cml_alloc.h"
+#include "learn/dataset.h"
+#include "model/local_store.h"
+#include "model/model_catalog.h"
+#include "model/model_file.h"
+#include "ops/service_log.h"
+#include "ops/prom.h"
 
 typedef struct storage {
     pthread_mutex_t lock;  /* one sync at a time in this process */
@@ -61,9 +61,9 @@ static void export_stats(void) {
     for (int k = 0; k < CML_BLOB_FAIL__COUNT; k++)
         if (k != CML_BLOB_FAIL_NOT_FOUND && k != CML_BLOB_FAIL_CONFLICT)
             failures += snap.failures[k];
-    cml_metrics_inc(CML_M_BLOB_FAILURES, failures - seen_failures);
-    cml_metrics_inc(CML_M_BLOB_RETRIES, snap.retries - seen_retries);
-    cml_metrics_inc(CML_M_BLOB_OPERATIONS, snap.requests - seen_requests);
+    cml_prom_inc(CML_M_BLOB_FAILURES, failures - seen_failures);
+    cml_prom_inc(CML_M_BLOB_RETRIES, snap.retries - seen_retries);
+    cml_prom_inc(CML_M_BLOB_OPERATIONS, snap.requests - seen_requests);
     seen_failures = failures;
     seen_retries = snap.retries;
     seen_requests = snap.requests;

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "service_log.h"
+#include "ops/service_log.h"
 
 #define MAX_WORKERS 64
 

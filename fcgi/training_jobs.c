@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cml_alloc.h"
-#include "service_log.h"
-#include "service_metrics.h"
+#include "base/cml_alloc.h"
+#include "ops/service_log.h"
+#include "ops/prom.h"
 
 typedef struct watch {
     service *svc;
@@ -81,7 +81,7 @@ static void *watch_job(void *arg) {
     cml_job job;
     bool ok = cml_state_job_get(w->svc->state, w->task_id, &job) == CML_OK &&
               strcmp(job.status, "completed") == 0;
-    cml_metrics_inc(ok ? CML_M_TRAINING_COMPLETED : CML_M_TRAINING_FAILED, 1);
+    cml_prom_inc(ok ? CML_M_TRAINING_COMPLETED : CML_M_TRAINING_FAILED, 1);
     cml_log(ok ? CML_LOG_INFO : CML_LOG_ERROR, ok ? "training_completed" : "training_failed",
             "task_id", w->task_id, "version", ok ? job.version : "", "reason",
             ok ? "" : (job.error[0] ? job.error : reason), NULL);
@@ -189,7 +189,7 @@ cml_err training_job_spawn(service *svc, const char *task_id, const char *model_
         cml_free(w);
     }
     pthread_attr_destroy(&attr);
-    cml_metrics_inc(CML_M_TRAINING_STARTED, 1);
+    cml_prom_inc(CML_M_TRAINING_STARTED, 1);
     cml_log(CML_LOG_INFO, "training_started", "task_id", task_id, "model", model_type, NULL);
     return CML_OK;
 }

@@ -13,9 +13,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "dataset.h"
-#include "model_file.h"
-#include "trainer.h"
+#include "learn/dataset.h"
+#include "model/model_file.h"
+#include "learn/trainer.h"
 
 static double now(void) {
     struct timespec t;

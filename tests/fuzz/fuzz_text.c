@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "text_features.h"
-#include "text_normalize.h"
+#include "text/text_features.h"
+#include "text/text_normalize.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

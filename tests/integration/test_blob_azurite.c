@@ -23,9 +23,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blob_client.h"
-#include "cml_alloc.h"
-#include "model_file.h"
+#include "azure/blob_client.h"
+#include "base/cml_alloc.h"
+#include "model/model_file.h"
 
 static int passed, failed;
 

@@ -30,10 +30,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blob_store.h"
-#include "cml_alloc.h"
-#include "local_store.h"
-#include "model_file.h"
+#include "azure/blob_store.h"
+#include "base/cml_alloc.h"
+#include "model/local_store.h"
+#include "model/model_file.h"
 
 static int passed, failed;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;

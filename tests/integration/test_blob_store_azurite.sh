@@ -1,5 +1,5 @@
 #!/bin/bash
-# Integration test of the blob model store (core/blob_store.c) and the operator commands
+# Integration test of the blob model store (core/azure/blob_store.c) and the operator commands
 # (cultivate-ml upload, download, list, train --upload) against a real Azurite, started here
 # on a free loopback port and stopped at the end, with the official SDK for interoperability:
 #   1. the store's C API (tests/integration/test_blob_store_azurite.c): publish, ensure-local

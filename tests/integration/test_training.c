@@ -41,7 +41,7 @@
 #include "http_client.h"
 #include "process_watch.h"
 
-#include "dataset.h"
+#include "learn/dataset.h"
 
 /* --- environment ------------------------------------------------------------------------- */
 
@@ -376,7 +376,7 @@ static void check_status(json_object *s, const char *task, trace *t) {
     /*
      * Progress never goes back (the worker's own "starting" at 0 comes first), with one known
      * exception: the trainer reports its own last step ("done") as 100% while the job still
-     * runs, then "publishing" at 99% (core/cli_main.c, job_progress_update and cmd_train).
+     * runs, then "publishing" at 99% (cli/cli_main.c, job_progress_update and cmd_train).
      * Counted and reported, not failed.
      */
     if (p == 100) {
@@ -735,7 +735,7 @@ START_TEST(test_retrain_progress_and_conflict) {
     if (t.done_while_running > 0)
         printf("NOTE: %d status answers said running at 100%% (\"done\") before the version was "
                "published; progress then went back to 99%% (\"publishing\"): a fault of "
-               "core/cli_main.c job progress\n",
+               "cli/cli_main.c job progress\n",
                t.done_while_running);
     expect_published(job, task, corpus_rows(), version, "long-job");
     printf("long job (%zu rows, 10 folds): %.2f s; %d conflicting requests all 409 (%d through "

@@ -7,7 +7,7 @@ if ! command -v clang-format >/dev/null 2>&1; then
 fi
 cd "$top" || exit 1
 bad=0
-for f in $(find core fcgi tests -name '*.c' -o -name '*.h' | sort); do
+for f in $(find core cli fcgi tests -name '*.c' -o -name '*.h' | sort); do
     if ! clang-format --style=file --dry-run --Werror "$f" >/dev/null 2>&1; then
         echo "style: $f differs from .clang-format (run: clang-format -i $f)"
         bad=1

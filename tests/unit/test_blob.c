@@ -19,10 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "azure_auth.h"
-#include "azure_connection.h"
-#include "blob_client.h"
-#include "cml_alloc.h"
+#include "azure/azure_auth.h"
+#include "azure/azure_connection.h"
+#include "azure/blob_client.h"
+#include "base/cml_alloc.h"
 #include "unit.h"
 
 #define DEV_KEY CML_AZ_DEV_KEY

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blob_store.h"
-#include "cml_alloc.h"
+#include "azure/blob_store.h"
+#include "base/cml_alloc.h"
 #include "unit.h"
 
 #define DEV_CONN                                                                                   \

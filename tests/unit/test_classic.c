@@ -8,9 +8,9 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "cml_alloc.h"
-#include "model_file.h"
-#include "trainer.h"
+#include "base/cml_alloc.h"
+#include "model/model_file.h"
+#include "learn/trainer.h"
 #include "unit.h"
 
 static cml_model *train_classic(size_t folds, cml_train_report *rep) {

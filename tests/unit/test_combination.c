@@ -3,8 +3,8 @@
 
 #include <math.h>
 
-#include "combination.h"
-#include "dense_logreg.h"
+#include "learn/combination.h"
+#include "learn/dense_logreg.h"
 #include "unit.h"
 
 #define N 600

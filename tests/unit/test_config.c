@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "service_config.h"
+#include "ops/service_config.h"
 #include "unit.h"
 
 static char path[64];

@@ -18,14 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cml_alloc.h"
-#include "dataset.h"
-#include "feature_select.h"
-#include "member.h"
-#include "model.h"
-#include "model_file.h"
-#include "text_features.h"
-#include "trainer.h"
+#include "base/cml_alloc.h"
+#include "learn/dataset.h"
+#include "learn/feature_select.h"
+#include "learn/member.h"
+#include "model/model.h"
+#include "model/model_file.h"
+#include "text/text_features.h"
+#include "learn/trainer.h"
 
 #define SMALL_ROWS 600
 #define THREADS 8

@@ -3,16 +3,16 @@
 
 #include <math.h>
 
-#include "calibration.h"
-#include "data_split.h"
-#include "metrics.h"
+#include "learn/calibration.h"
+#include "learn/data_split.h"
+#include "learn/eval_metrics.h"
 #include "unit.h"
 
 START_TEST(test_binary_metrics) {
     int truth[] = {1, 1, 0, 0};
     double probs[] = {0.1, 0.9, 0.6, 0.4, 0.65, 0.35, 0.9, 0.1};
     cml_metrics m;
-    ck_assert_int_eq(cml_metrics_compute(truth, probs, 4, 2, &m), CML_OK);
+    ck_assert_int_eq(cml_eval_compute(truth, probs, 4, 2, &m), CML_OK);
     ck_assert_double_eq_tol(m.accuracy, 0.75, 1e-12);
     ck_assert_double_eq_tol(m.roc_auc, 1.0, 1e-12);
     ck_assert_double_eq_tol(m.mcc, 2.0 / sqrt(12.0), 1e-12);
@@ -24,7 +24,7 @@ START_TEST(test_binary_metrics) {
     ck_assert_uint_eq(m.confusion[1 * 2 + 0], 1); /* actual 1 predicted 0 */
     ck_assert_uint_eq(m.confusion[0 * 2 + 0], 2);
     ck_assert_uint_eq(m.per_class[0].support, 2);
-    cml_metrics_release(&m);
+    cml_eval_release(&m);
 }
 END_TEST
 
@@ -32,22 +32,22 @@ START_TEST(test_multiclass_metrics) {
     int truth[] = {0, 1, 2, 2};
     double probs[] = {0.8, 0.1, 0.1, 0.1, 0.8, 0.1, 0.1, 0.1, 0.8, 0.5, 0.2, 0.3};
     cml_metrics m;
-    ck_assert_int_eq(cml_metrics_compute(truth, probs, 4, 3, &m), CML_OK);
+    ck_assert_int_eq(cml_eval_compute(truth, probs, 4, 3, &m), CML_OK);
     ck_assert_double_eq_tol(m.accuracy, 0.75, 1e-12);
     ck_assert_uint_eq(m.confusion[2 * 3 + 0], 1);
     /* Gorodkin MCC: c=3, s=4, p=(2,1,1), t=(1,1,2): (12-(2+1+2))/sqrt((16-6)(16-6)) = 0.7 */
     ck_assert_double_eq_tol(m.mcc, 0.7, 1e-12);
     ck_assert(m.roc_auc > 0.8 && m.roc_auc <= 1.0);
-    cml_metrics_release(&m);
+    cml_eval_release(&m);
 }
 END_TEST
 
 START_TEST(test_auc_ties_and_degenerate) {
     double s[] = {0.5, 0.5};
     int p[] = {1, 0};
-    ck_assert_double_eq_tol(cml_roc_auc(s, p, 2), 0.5, 1e-12);
+    ck_assert_double_eq_tol(cml_eval_roc_auc(s, p, 2), 0.5, 1e-12);
     int all[] = {1, 1};
-    ck_assert(isnan(cml_roc_auc(s, all, 2)));
+    ck_assert(isnan(cml_eval_roc_auc(s, all, 2)));
 }
 END_TEST
 

@@ -7,9 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cml_alloc.h"
-#include "model_file.h"
-#include "trainer.h"
+#include "base/cml_alloc.h"
+#include "model/model_file.h"
+#include "learn/trainer.h"
 #include "unit.h"
 
 static cml_model *small_model(void) {

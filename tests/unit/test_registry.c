@@ -13,11 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cml_alloc.h"
-#include "local_store.h"
-#include "model_file.h"
-#include "model_registry.h"
-#include "trainer.h"
+#include "base/cml_alloc.h"
+#include "model/local_store.h"
+#include "model/model_file.h"
+#include "model/model_registry.h"
+#include "learn/trainer.h"
 #include "unit.h"
 
 #define V1 "20260101T000000.000Z"

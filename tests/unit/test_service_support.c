@@ -12,10 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cml_alloc.h"
-#include "hyperparams.h"
-#include "service_log.h"
-#include "service_metrics.h"
+#include "base/cml_alloc.h"
+#include "learn/hyperparams.h"
+#include "ops/service_log.h"
+#include "ops/prom.h"
 #include "unit.h"
 
 /* --- metrics ------------------------------------------------------------------ */
@@ -30,13 +30,13 @@ static void metrics_setup(void) {
 }
 
 static void metrics_teardown(void) {
-    cml_metrics_close();
+    cml_prom_close();
     unlink(map_path);
 }
 
 static void open_map(void) {
     cml_diag d = {{0}};
-    ck_assert_msg(cml_metrics_open(map_path, &d) == CML_OK, "%s", d.msg);
+    ck_assert_msg(cml_prom_open(map_path, &d) == CML_OK, "%s", d.msg);
 }
 
 /* The Prometheus text as it stands; caller frees. */
@@ -45,7 +45,7 @@ static char *scrape(void) {
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     ck_assert_ptr_nonnull(f);
-    cml_metrics_write(f);
+    cml_prom_write(f);
     fclose(f);
     return buf;
 }
@@ -65,10 +65,10 @@ static size_t count(const char *text, const char *what) {
 
 START_TEST(test_metrics_counters) {
     open_map();
-    cml_metrics_inc(CML_M_MODEL_LOADS, 3);
-    cml_metrics_inc(CML_M_BLOB_RETRIES, 1);
-    cml_metrics_inc(CML_M_BLOB_RETRIES, 2);
-    cml_metrics_inc(CML_M__COUNT, 5); /* out of range: ignored */
+    cml_prom_inc(CML_M_MODEL_LOADS, 3);
+    cml_prom_inc(CML_M_BLOB_RETRIES, 1);
+    cml_prom_inc(CML_M_BLOB_RETRIES, 2);
+    cml_prom_inc(CML_M__COUNT, 5); /* out of range: ignored */
     char *t = scrape();
     expect_line(t, "# TYPE cultivate_ml_model_loads_total counter");
     expect_line(t, "cultivate_ml_model_loads_total 3");
@@ -81,17 +81,17 @@ END_TEST
 
 START_TEST(test_metrics_two_maps_share_counts) {
     open_map();
-    cml_metrics_inc(CML_M_TRAINING_STARTED, 2);
+    cml_prom_inc(CML_M_TRAINING_STARTED, 2);
     fflush(NULL);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         /* Another worker: its own map of the same file. */
-        cml_metrics_close();
-        int ok = cml_metrics_open(map_path, NULL) == CML_OK;
-        cml_metrics_inc(CML_M_TRAINING_STARTED, 5);
-        cml_metrics_request("/classify", "classic", "v1", 200, 0.001);
-        cml_metrics_close();
+        cml_prom_close();
+        int ok = cml_prom_open(map_path, NULL) == CML_OK;
+        cml_prom_inc(CML_M_TRAINING_STARTED, 5);
+        cml_prom_request("/classify", "classic", "v1", 200, 0.001);
+        cml_prom_close();
         _exit(ok ? 0 : 1);
     }
     int status = 0;
@@ -103,7 +103,7 @@ START_TEST(test_metrics_two_maps_share_counts) {
                    "version=\"v1\",status=\"200\"} 1");
     free(t);
     /* A second map in this process (a restarted worker) finds the same counts. */
-    cml_metrics_close();
+    cml_prom_close();
     open_map();
     t = scrape();
     expect_line(t, "cultivate_ml_training_jobs_started_total 7");
@@ -127,10 +127,10 @@ END_TEST
 
 START_TEST(test_metrics_request_series_and_histogram) {
     open_map();
-    cml_metrics_request("/classify", "classic", "v1", 200, 0.003);
-    cml_metrics_request("/classify", "classic", "v1", 200, 0.004);
-    cml_metrics_request("/classify", "classic", "v1", 503, 3.0);
-    cml_metrics_request("/health", NULL, NULL, 200, 0.00005);
+    cml_prom_request("/classify", "classic", "v1", 200, 0.003);
+    cml_prom_request("/classify", "classic", "v1", 200, 0.004);
+    cml_prom_request("/classify", "classic", "v1", 503, 3.0);
+    cml_prom_request("/health", NULL, NULL, 200, 0.00005);
     char *t = scrape();
     expect_line(t, "# TYPE cultivate_ml_requests_total counter");
     expect_line(t, "cultivate_ml_requests_total{route=\"/classify\",model=\"classic\","
@@ -164,7 +164,7 @@ END_TEST
 
 START_TEST(test_metrics_label_escaping) {
     open_map();
-    cml_metrics_request("/a\"b\\c", "classic", "v\"1", 404, 0.01);
+    cml_prom_request("/a\"b\\c", "classic", "v\"1", 404, 0.01);
     char *t = scrape();
     expect_line(t, "cultivate_ml_requests_total{route=\"/a\\\"b\\\\c\",model=\"classic\","
                    "version=\"v\\\"1\",status=\"404\"} 1");
@@ -179,9 +179,9 @@ START_TEST(test_metrics_full_table_counts_drops) {
     for (int i = 0; i < 1100; i++) {
         char version[16];
         snprintf(version, sizeof version, "v%d", i);
-        cml_metrics_request("/classify", "classic", version, 200, 0.001);
+        cml_prom_request("/classify", "classic", version, 200, 0.001);
     }
-    cml_metrics_request("/classify", "classic", "v0", 200, 0.001); /* known: still counted */
+    cml_prom_request("/classify", "classic", "v0", 200, 0.001); /* known: still counted */
     char *t = scrape();
     ck_assert_uint_eq(count(t, "cultivate_ml_requests_total{"), 1024);
     expect_line(t, "cultivate_ml_metric_series_dropped_total 76");
@@ -195,8 +195,8 @@ END_TEST
 
 START_TEST(test_metrics_process_gauges) {
     open_map();
-    cml_metrics_set_process(1234, 5678);
-    cml_metrics_set_process(4321, 8765); /* updates this process's slot */
+    cml_prom_set_process(1234, 5678);
+    cml_prom_set_process(4321, 8765); /* updates this process's slot */
     char *t = scrape();
     char line[128];
     snprintf(line, sizeof line, "cultivate_ml_resident_model_bytes{pid=\"%ld\"} 4321",
@@ -210,15 +210,15 @@ START_TEST(test_metrics_process_gauges) {
 END_TEST
 
 START_TEST(test_metrics_without_map_do_nothing) {
-    cml_metrics_close();
-    cml_metrics_inc(CML_M_MODEL_LOADS, 1);
-    cml_metrics_request("/classify", "classic", "v1", 200, 0.1);
-    cml_metrics_set_process(1, 1);
+    cml_prom_close();
+    cml_prom_inc(CML_M_MODEL_LOADS, 1);
+    cml_prom_request("/classify", "classic", "v1", 200, 0.1);
+    cml_prom_set_process(1, 1);
     char *t = scrape();
     ck_assert_str_eq(t, "");
     free(t);
     cml_diag d = {{0}};
-    ck_assert_int_eq(cml_metrics_open("/nonexistent-dir/metrics", &d), CML_ERR_IO);
+    ck_assert_int_eq(cml_prom_open("/nonexistent-dir/metrics", &d), CML_ERR_IO);
     ck_assert_ptr_nonnull(strstr(d.msg, "/nonexistent-dir/metrics"));
 }
 END_TEST

@@ -13,12 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cml_alloc.h"
-#include "local_store.h"
-#include "model_catalog.h"
-#include "model_file.h"
-#include "shared_state.h"
-#include "trainer.h"
+#include "base/cml_alloc.h"
+#include "model/local_store.h"
+#include "model/model_catalog.h"
+#include "model/model_file.h"
+#include "state/shared_state.h"
+#include "learn/trainer.h"
 #include "unit.h"
 
 static char tmp[64], state_dir[128], cache[128];

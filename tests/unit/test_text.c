@@ -1,10 +1,10 @@
 /* Normalisation of transcribed speech and the question-form features. */
 #include "config.h"
 
-#include "text_features.h"
-#include "text_normalize.h"
+#include "text/text_features.h"
+#include "text/text_normalize.h"
 #include "unit.h"
-#include "word_table.h"
+#include "base/word_table.h"
 
 static const struct {
     const char *in, *want;

@@ -2,7 +2,7 @@
 #include "config.h"
 
 #include "unit.h"
-#include "utterance.h"
+#include "text/utterance.h"
 
 /*
  * Each case: a clip and its parts as they must come out, "|" between parts and a question in

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset.h"
+#include "learn/dataset.h"
 
 /* The bundled corpus (make check sets CML_TEST_DATA). */
 static inline const char *unit_data_path(void) {

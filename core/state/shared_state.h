@@ -1,0 +1,132 @@
+/*
+ * State shared by every worker process of an instance and kept across
+ * restarts, in SQLite (WAL): the model selection, known model versions,
+ * feedback, training jobs, training history and evaluations. A selection
+ * change also bumps a counter in a small shared memory map so that workers
+ * notice it with one atomic load per request.
+ *
+ * One cml_state per process; its functions lock internally and may be called
+ * from any thread.
+ */
+#ifndef CML_SHARED_STATE_H
+#define CML_SHARED_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/cml_error.h"
+
+typedef struct cml_state cml_state;
+
+/* Opens (creating) dir/state.sqlite3 and dir/generation; *out owned by the caller. */
+cml_err cml_state_open(const char *dir, cml_state **out, cml_diag *diag);
+/* Accepts NULL. */
+void cml_state_close(cml_state *st);
+
+/* The selection generation: cheap, lock-free. */
+uint64_t cml_state_generation(const cml_state *st);
+
+typedef struct cml_selection {
+    char active_type[16];     /* "ensemble" or "classic" */
+    char classic_version[40]; /* pinned version, "" = latest */
+    char ensemble_version[40];
+    int64_t updated_at;
+    uint64_t generation;
+} cml_selection;
+
+/* The stored selection, or CML_ERR_NOT_FOUND before the first one is set. */
+cml_err cml_state_get_selection(cml_state *st, cml_selection *out);
+/* Stores sel and bumps the generation (sel->generation is set on return). */
+cml_err cml_state_set_selection(cml_state *st, cml_selection *sel);
+/* Stores sel as another instance made it, keeping its updated_at; bumps the generation. */
+cml_err cml_state_adopt_selection(cml_state *st, cml_selection *sel);
+/* Sets the selection only when none exists yet (first start); returns the stored one. */
+cml_err cml_state_init_selection(cml_state *st, const char *active_type, cml_selection *out);
+/* Bumps the generation without changing the selection (a new latest version appeared). */
+cml_err cml_state_touch(cml_state *st);
+
+typedef struct cml_model_record {
+    char model_type[16];
+    char version[40];
+    int64_t created_at;
+    int64_t size_bytes;
+    char sha256[65];
+    char *metrics_json; /* owned, may be NULL */
+    bool local, blob;
+} cml_model_record;
+
+cml_err cml_state_upsert_model(cml_state *st, const cml_model_record *r);
+/* All known versions, newest first; *out is an owned array released with cml_model_records_free. */
+cml_err cml_state_list_models(cml_state *st, const char *model_type, cml_model_record **out,
+                              size_t *n);
+cml_err cml_state_delete_model(cml_state *st, const char *model_type, const char *version);
+void cml_model_records_free(cml_model_record *r, size_t n);
+
+typedef struct cml_feedback {
+    const char *text, *correct_class, *predicted_class, *error_type, *source;
+    double confidence; /* NAN when absent */
+    int64_t scenario_id;
+    bool has_scenario;
+} cml_feedback;
+
+/* Stores fb durably (committed and synced) and returns its id and the new total. */
+cml_err cml_state_add_feedback(cml_state *st, const cml_feedback *fb, int64_t *id, int64_t *total);
+/* Calls row(ctx, text, correct_class) for every feedback entry, oldest first. */
+cml_err cml_state_each_feedback(cml_state *st,
+                                void (*row)(void *ctx, const char *text, const char *label),
+                                void *ctx);
+/* Feedback counts per correct label as a JSON object text (caller frees). */
+cml_err cml_state_feedback_counts(cml_state *st, char **json);
+
+typedef struct cml_job {
+    char task_id[40];
+    char model_type[16];
+    char status[16]; /* running, completed, failed */
+    double progress; /* 0..100 */
+    char current_task[128];
+    int64_t start_time, finished_at;
+    char error[256];
+    char version[40];
+    int64_t pid;
+} cml_job;
+
+/* Creates a running job unless one runs already (CML_ERR_CONFLICT). */
+cml_err cml_state_job_start(cml_state *st, const cml_job *job);
+cml_err cml_state_job_progress(cml_state *st, const char *task_id, double progress,
+                               const char *step, int64_t pid);
+/* Ends a running job: status "completed" or "failed". */
+cml_err cml_state_job_finish(cml_state *st, const char *task_id, const char *status,
+                             const char *error, const char *version);
+/* The latest job, or CML_ERR_NOT_FOUND. */
+cml_err cml_state_job_latest(cml_state *st, cml_job *out);
+cml_err cml_state_job_get(cml_state *st, const char *task_id, cml_job *out);
+/* Marks jobs still "running" whose process is gone as failed (after a crash or restart). */
+cml_err cml_state_jobs_reap(cml_state *st, bool (*alive)(int64_t pid));
+
+typedef struct cml_history_entry {
+    char task_id[40];
+    char model_type[16];
+    char version[40];
+    int64_t timestamp;
+    char *metrics_json; /* owned */
+    double training_time;
+    int64_t n_train, n_test;
+} cml_history_entry;
+
+cml_err cml_state_add_history(cml_state *st, const cml_history_entry *e);
+/* Newest `limit` entries (0 = all) of a type (NULL = any), returned oldest first; owned array. */
+cml_err cml_state_list_history(cml_state *st, const char *model_type, size_t limit,
+                               cml_history_entry **out, size_t *n);
+void cml_history_free(cml_history_entry *e, size_t n);
+
+cml_err cml_state_add_evaluation(cml_state *st, const char *model_type, const char *version,
+                                 int64_t n, const char *metrics_json);
+
+/* Small status values shared by the workers (e.g. the blob store's reachability). */
+cml_err cml_state_set_status(cml_state *st, const char *key, const char *value);
+/* CML_ERR_NOT_FOUND when never set; updated_at (may be NULL) gets when it was set. */
+cml_err cml_state_get_status(cml_state *st, const char *key, char *value, size_t cap,
+                             int64_t *updated_at);
+
+#endif
