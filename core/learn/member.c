@@ -15,6 +15,7 @@ extern const cml_member_ops cml_member_mlp;
 /* Every member kind compiled into this build. */
 static const cml_member_ops *const compiled_members[] = {
     &cml_member_logreg,        &cml_member_linear_svm,
+    &cml_member_logreg_words,  &cml_member_logreg_chars,
 #ifdef HAVE_XGBOOST
     &cml_member_boosted_trees, &cml_member_random_forest,
 #endif

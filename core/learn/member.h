@@ -22,6 +22,10 @@ typedef enum cml_member_kind {
     CML_MEMBER_BOOSTED_TREES = 3,
     CML_MEMBER_RANDOM_FOREST = 4,
     CML_MEMBER_MLP = 5,
+    CML_MEMBER_LOGREG_WORDS = 6, /* logistic regression on the question-form and word columns */
+    CML_MEMBER_LOGREG_CHARS =
+        7, /* logistic regression on the question-form and character columns */
+    CML_MEMBER__MAX
 } cml_member_kind;
 
 /* Training settings; a member reads the ones it knows. Zero means "default". */
@@ -43,7 +47,8 @@ typedef struct cml_train_set {
     const cml_csr *X;
     const int *y;
     size_t n_labels;
-    const double *class_weight; /* n_labels weights, balanced for imbalance */
+    const double *class_weight;  /* n_labels weights, balanced for imbalance */
+    const uint8_t *column_space; /* X->n_cols cml_column_space values; NULL when unknown */
 } cml_train_set;
 
 typedef struct cml_member_ops {
@@ -74,5 +79,7 @@ const cml_member_ops *cml_member_ops_by_name(const char *name);
 
 extern const cml_member_ops cml_member_logreg;
 extern const cml_member_ops cml_member_linear_svm;
+extern const cml_member_ops cml_member_logreg_words;
+extern const cml_member_ops cml_member_logreg_chars;
 
 #endif

@@ -48,8 +48,23 @@ static size_t linear_bytes(const void *p) {
 }
 
 /* Rows of X as liblinear nodes (1-based, bias node, -1 terminated); caller frees both. */
-static cml_err to_problem(const cml_csr *X, const int *y, const size_t *rows, size_t n,
-                          struct problem *prob, struct feature_node **pool) {
+/* Bit (1 << space) of each cml_column_space a view keeps; 0 keeps every column. */
+typedef unsigned column_view;
+#define VIEW_ALL 0u
+#define VIEW_WORDS ((1u << CML_SPACE_HAND) | (1u << CML_SPACE_WORDS) | (1u << CML_SPACE_FOCUS))
+#define VIEW_CHARS ((1u << CML_SPACE_HAND) | (1u << CML_SPACE_CHARS))
+
+static inline bool in_view(const uint8_t *space, column_view view, int col) {
+    return view == VIEW_ALL || space == NULL || (view >> space[col] & 1u);
+}
+
+/*
+ * Rows of X as liblinear nodes, keeping the columns of view only: the weights of the others
+ * stay zero, so prediction needs no view.
+ */
+static cml_err to_problem(const cml_csr *X, const uint8_t *space, column_view view, const int *y,
+                          const size_t *rows, size_t n, struct problem *prob,
+                          struct feature_node **pool) {
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += X->indptr[rows[i] + 1] - X->indptr[rows[i]] + 2;
@@ -64,7 +79,8 @@ static cml_err to_problem(const cml_csr *X, const int *y, const size_t *rows, si
         prob->x[i] = node;
         prob->y[i] = y[r];
         for (size_t k = X->indptr[r]; k < X->indptr[r + 1]; k++)
-            *node++ = (struct feature_node){.index = X->indices[k] + 1, .value = X->values[k]};
+            if (in_view(space, view, X->indices[k]))
+                *node++ = (struct feature_node){.index = X->indices[k] + 1, .value = X->values[k]};
         *node++ = (struct feature_node){.index = (int)X->n_cols + 1, .value = 1.0};
         *node++ = (struct feature_node){.index = -1, .value = 0.0};
     }
@@ -133,8 +149,8 @@ done:
     cml_free(col);
 }
 
-static cml_err linear_train(int solver, const cml_train_set *ts, const cml_member_params *mp,
-                            void **out, cml_diag *diag) {
+static cml_err linear_train(int solver, column_view view, const cml_train_set *ts,
+                            const cml_member_params *mp, void **out, cml_diag *diag) {
     cml_err err = CML_OK;
     size_t n = ts->X->n_rows;
     size_t *rows = NULL, *fold_of = NULL;
@@ -179,7 +195,8 @@ static cml_err linear_train(int solver, const cml_train_set *ts, const cml_membe
         for (size_t i = 0; i < n; i++)
             if (fold_of[i] != fold)
                 rows[nt++] = i;
-        if ((err = to_problem(ts->X, ts->y, rows, nt, &prob, &pool)) != CML_OK)
+        if ((err = to_problem(ts->X, ts->column_space, view, ts->y, rows, nt, &prob, &pool)) !=
+            CML_OK)
             goto done;
         const char *bad = check_parameter(&prob, &param);
         if (bad != NULL) {
@@ -205,7 +222,8 @@ static cml_err linear_train(int solver, const cml_train_set *ts, const cml_membe
                 continue;
             size_t one = i;
             struct problem p1 = {0};
-            if ((err = to_problem(ts->X, ts->y, &one, 1, &p1, &row)) != CML_OK) {
+            if ((err = to_problem(ts->X, ts->column_space, view, ts->y, &one, 1, &p1, &row)) !=
+                CML_OK) {
                 free_problem(&p1, row);
                 goto done;
             }
@@ -224,7 +242,7 @@ static cml_err linear_train(int solver, const cml_train_set *ts, const cml_membe
     /* The final model on every row. */
     for (size_t i = 0; i < n; i++)
         rows[i] = i;
-    if ((err = to_problem(ts->X, ts->y, rows, n, &prob, &pool)) != CML_OK)
+    if ((err = to_problem(ts->X, ts->column_space, view, ts->y, rows, n, &prob, &pool)) != CML_OK)
         goto done;
     m = train(&prob, &param);
     if (m == NULL) {
@@ -258,12 +276,22 @@ done:
 
 static cml_err logreg_train(const cml_train_set *ts, const cml_member_params *p, void **out,
                             cml_diag *diag) {
-    return linear_train(L2R_LR, ts, p, out, diag);
+    return linear_train(L2R_LR, VIEW_ALL, ts, p, out, diag);
+}
+
+static cml_err logreg_words_train(const cml_train_set *ts, const cml_member_params *p, void **out,
+                                  cml_diag *diag) {
+    return linear_train(L2R_LR, VIEW_WORDS, ts, p, out, diag);
+}
+
+static cml_err logreg_chars_train(const cml_train_set *ts, const cml_member_params *p, void **out,
+                                  cml_diag *diag) {
+    return linear_train(L2R_LR, VIEW_CHARS, ts, p, out, diag);
 }
 
 static cml_err svm_train(const cml_train_set *ts, const cml_member_params *p, void **out,
                          cml_diag *diag) {
-    return linear_train(L2R_L2LOSS_SVC_DUAL, ts, p, out, diag);
+    return linear_train(L2R_L2LOSS_SVC_DUAL, VIEW_ALL, ts, p, out, diag);
 }
 
 static cml_err linear_predict(const void *state, const cml_sparse *x, double *probs) {
@@ -404,6 +432,28 @@ const cml_member_ops cml_member_linear_svm = {
     .predict = linear_predict,
     .serialize = linear_serialize,
     .deserialize = svm_deserialize,
+    .free_state = linear_free,
+    .state_bytes = linear_bytes,
+};
+
+const cml_member_ops cml_member_logreg_words = {
+    .kind = CML_MEMBER_LOGREG_WORDS,
+    .name = "logistic_regression_words",
+    .train = logreg_words_train,
+    .predict = linear_predict,
+    .serialize = linear_serialize,
+    .deserialize = logreg_deserialize,
+    .free_state = linear_free,
+    .state_bytes = linear_bytes,
+};
+
+const cml_member_ops cml_member_logreg_chars = {
+    .kind = CML_MEMBER_LOGREG_CHARS,
+    .name = "logistic_regression_chars",
+    .train = logreg_chars_train,
+    .predict = linear_predict,
+    .serialize = linear_serialize,
+    .deserialize = logreg_deserialize,
     .free_state = linear_free,
     .state_bytes = linear_bytes,
 };

@@ -25,9 +25,10 @@ void cml_train_options_init(cml_train_options *o, cml_model_type type) {
 
 size_t cml_model_type_members(cml_model_type type, const cml_member_ops **ops, size_t cap) {
     static const cml_member_kind classic[] = {CML_MEMBER_LOGREG};
-    static const cml_member_kind ensemble[] = {CML_MEMBER_LOGREG, CML_MEMBER_LINEAR_SVM,
-                                               CML_MEMBER_BOOSTED_TREES, CML_MEMBER_RANDOM_FOREST,
-                                               CML_MEMBER_MLP};
+    static const cml_member_kind ensemble[] = {
+        CML_MEMBER_LOGREG,       CML_MEMBER_LINEAR_SVM,    CML_MEMBER_LOGREG_WORDS,
+        CML_MEMBER_LOGREG_CHARS, CML_MEMBER_BOOSTED_TREES, CML_MEMBER_RANDOM_FOREST,
+        CML_MEMBER_MLP};
     const cml_member_kind *kinds = type == CML_MODEL_ENSEMBLE ? ensemble : classic;
     size_t n = type == CML_MODEL_ENSEMBLE ? sizeof(ensemble) / sizeof(ensemble[0]) : 1;
     size_t got = 0;
@@ -140,12 +141,18 @@ static void balanced_weights(const int *y, size_t n, size_t n_labels, double *w)
 }
 
 /* Trains every member on (X, y); states into states[]. */
-static cml_err train_members(const cml_member_ops **ops, size_t n_members, const cml_csr *X,
-                             const int *y, size_t n_labels, const cml_train_options *o,
-                             void **states, double *seconds, cml_diag *diag) {
+static cml_err train_members(const cml_member_ops **ops, size_t n_members,
+                             const cml_featurizer *feat, const cml_csr *X, const int *y,
+                             size_t n_labels, const cml_train_options *o, void **states,
+                             double *seconds, cml_diag *diag) {
     double cw[CML_MAX_LABELS];
     balanced_weights(y, X->n_rows, n_labels, cw);
-    cml_train_set ts = {.X = X, .y = y, .n_labels = n_labels, .class_weight = cw};
+    uint8_t *space = cml_malloc(X->n_cols ? X->n_cols : 1);
+    if (space == NULL)
+        return CML_ERR_NOMEM;
+    cml_featurizer_column_spaces(feat, space);
+    cml_train_set ts = {
+        .X = X, .y = y, .n_labels = n_labels, .class_weight = cw, .column_space = space};
     for (size_t k = 0; k < n_members; k++) {
         cml_member_params p = o->params[ops[k]->kind];
         if (p.seed == 0)
@@ -156,9 +163,12 @@ static cml_err train_members(const cml_member_ops **ops, size_t n_members, const
         cml_err err = ops[k]->train(&ts, &p, &states[k], diag);
         if (seconds)
             seconds[k] += now_seconds() - t0;
-        if (err != CML_OK)
+        if (err != CML_OK) {
+            cml_free(space);
             return err;
+        }
     }
+    cml_free(space);
     return CML_OK;
 }
 
@@ -415,8 +425,8 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
             snprintf(what, sizeof what, "cross-validation fold %zu of %zu", f + 1, o->cv_folds);
             for (size_t k = 0; k < n_members; k++) {
                 step(&prog, what);
-                if ((err = train_members(&ops[k], 1, &X, fold_tr->labels, L, o, &states[k], NULL,
-                                         diag)) != CML_OK)
+                if ((err = train_members(&ops[k], 1, feat, &X, fold_tr->labels, L, o, &states[k],
+                                         NULL, diag)) != CML_OK)
                     goto done;
                 for (size_t i = 0; i < n_train; i++) {
                     if (fold_of[i] != f)
@@ -494,7 +504,7 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
         goto done;
     for (size_t k = 0; k < n_members; k++) {
         step(&prog, ops[k]->name);
-        if ((err = train_members(&ops[k], 1, &X, train_ds->labels, L, o, &states[k],
+        if ((err = train_members(&ops[k], 1, feat, &X, train_ds->labels, L, o, &states[k],
                                  &member_seconds[k], diag)) != CML_OK)
             goto done;
     }

@@ -27,7 +27,7 @@ typedef struct cml_train_options {
     int n_threads;         /* learners that can use threads; default 2 */
     bool keep_all_members; /* never drop a member that adds nothing (tests of every member) */
     /* Per-member settings, indexed by cml_member_kind; zero fields keep defaults. */
-    cml_member_params params[8];
+    cml_member_params params[CML_MEMBER__MAX];
     cml_progress_fn progress;
     void *progress_ctx;
 } cml_train_options;

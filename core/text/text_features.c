@@ -976,3 +976,12 @@ done:
     cml_featurizer_free(f);
     return err;
 }
+
+void cml_featurizer_column_spaces(const cml_featurizer *f, uint8_t *out) {
+    static const uint8_t by_namespace[NS_COUNT] = {
+        [NS_WORD] = CML_SPACE_WORDS, [NS_FOCUS] = CML_SPACE_FOCUS, [NS_CHAR] = CML_SPACE_CHARS};
+    for (size_t c = 0; c < CML_HAND_FEATURES; c++)
+        out[c] = CML_SPACE_HAND;
+    for (size_t i = 0; i < f->n_vocab; i++)
+        out[CML_HAND_FEATURES + i] = by_namespace[f->keys[i] & 3];
+}

@@ -78,6 +78,18 @@ cml_err cml_featurizer_deserialize(const uint8_t *buf, size_t len, cml_featurize
                                    cml_diag *diag);
 const cml_feature_config *cml_featurizer_config(const cml_featurizer *f);
 
+/* What a column holds, for members that learn from one view of the features. */
+typedef enum cml_column_space {
+    CML_SPACE_HAND,  /* the question-form columns */
+    CML_SPACE_WORDS, /* word n-grams of the whole text */
+    CML_SPACE_FOCUS, /* word n-grams of the focus sentence */
+    CML_SPACE_CHARS, /* character n-grams */
+    CML_SPACE__MAX
+} cml_column_space;
+
+/* The space of every column into out, which holds cml_featurizer_n_cols(f) bytes. */
+void cml_featurizer_column_spaces(const cml_featurizer *f, uint8_t *out);
+
 /* The hand features of text, for tests: out must hold CML_HAND_FEATURES floats. */
 cml_err cml_hand_features(cml_feature_scratch *s, const char *text, size_t len, float *out);
 

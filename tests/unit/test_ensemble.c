@@ -96,7 +96,10 @@ static double *predict_holdout(const cml_model *m) {
 
 START_TEST(test_members_beat_chance) {
     shared_setup();
-    ck_assert_uint_eq(model->n_members, 5);
+    const cml_member_ops *roster[CML_MAX_MEMBERS];
+    ck_assert_uint_eq(model->n_members,
+                      cml_model_type_members(CML_MODEL_ENSEMBLE, roster, CML_MAX_MEMBERS));
+    ck_assert_uint_eq(model->n_members, 7); /* kept: keep_all_members */
     for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
         ck_assert_ptr_nonnull(member_of(model, ours[i]));
         for (size_t k = 0; k < report.n_members; k++) {
@@ -194,6 +197,45 @@ START_TEST(test_stacked_model_round_trips) {
     cml_free(b);
     cml_free(buf);
     cml_model_release(stacked);
+}
+END_TEST
+
+/* A member of one view learns nothing from the other columns: removing them changes nothing. */
+START_TEST(test_views_ignore_other_columns) {
+    shared_setup();
+    const cml_member_kind kinds[] = {CML_MEMBER_LOGREG_WORDS, CML_MEMBER_LOGREG_CHARS};
+    const unsigned ignored[] = {1u << CML_SPACE_CHARS,
+                                (1u << CML_SPACE_WORDS) | (1u << CML_SPACE_FOCUS)};
+    size_t n_cols = cml_featurizer_n_cols(model->features);
+    uint8_t *space = cml_malloc(n_cols);
+    cml_featurizer_column_spaces(model->features, space);
+    cml_feature_scratch *s = cml_feature_scratch_new();
+    for (size_t v = 0; v < 2; v++) {
+        const cml_model_member *mm = member_of(model, kinds[v]);
+        ck_assert_ptr_nonnull(mm);
+        size_t kept_some = 0;
+        for (size_t i = 0; i < model->holdout->n; i++) {
+            const char *t = model->holdout->texts[i];
+            cml_sparse x;
+            ck_assert_int_eq(cml_features_extract(model->features, s, t, strlen(t), &x), CML_OK);
+            int idx[4096];
+            float val[4096];
+            cml_sparse part = {.n = 0, .idx = idx, .val = val};
+            for (int k = 0; k < x.n && part.n < 4096; k++)
+                if (!(ignored[v] >> space[x.idx[k]] & 1u)) {
+                    idx[part.n] = x.idx[k];
+                    val[part.n++] = x.val[k];
+                }
+            kept_some += part.n < x.n;
+            double a[CML_MAX_LABELS], b[CML_MAX_LABELS];
+            ck_assert_int_eq(mm->ops->predict(mm->state, &x, a), CML_OK);
+            ck_assert_int_eq(mm->ops->predict(mm->state, &part, b), CML_OK);
+            ck_assert_double_eq_tol(a[1], b[1], 1e-9);
+        }
+        ck_assert_uint_gt(kept_some, 0); /* the other columns were really there */
+    }
+    cml_feature_scratch_free(s);
+    cml_free(space);
 }
 END_TEST
 
@@ -644,6 +686,7 @@ int main(void) {
     tcase_add_test(tc, test_probabilities_are_distributions);
     tcase_add_test(tc, test_round_trip_is_identical);
     tcase_add_test(tc, test_stacked_model_round_trips);
+    tcase_add_test(tc, test_views_ignore_other_columns);
     tcase_add_test(tc, test_concurrent_predictions_match);
     tcase_add_test(tc, test_resealed_file_loads);
     tcase_add_test(tc, test_corrupt_member_payload_is_refused);
