@@ -167,7 +167,8 @@ static bool split_before(const words *w, size_t j) {
     return false;
 }
 
-static void add_part(const char *text, size_t from, size_t to, bool qmark, cml_utterance *out) {
+static void add_part(const char *text, size_t from, size_t to, bool qmark, bool question,
+                     cml_utterance *out) {
     while (from < to && (text[from] == ' ' || text[from] == '\t' || text[from] == '\r' ||
                          text[from] == '\n' || text[from] == ',' || text[from] == '-'))
         from++;
@@ -179,28 +180,42 @@ static void add_part(const char *text, size_t from, size_t to, bool qmark, cml_u
         w++;
     if (w == to)
         return; /* punctuation only */
+    question = question || qmark;
     if (out->n_parts == CML_UTTERANCE_MAX_PARTS) {
         cml_utterance_part *last = &out->parts[out->n_parts - 1];
+        out->n_questions += question && !last->question;
         last->end = (uint32_t)to;
         last->question_mark = qmark;
+        last->question = last->question || question;
         return;
     }
-    out->parts[out->n_parts++] =
-        (cml_utterance_part){.start = (uint32_t)from, .end = (uint32_t)to, .question_mark = qmark};
+    out->parts[out->n_parts++] = (cml_utterance_part){
+        .start = (uint32_t)from, .end = (uint32_t)to, .question = question, .question_mark = qmark};
+    out->n_questions += question;
+}
+
+/* Whether the words [from, to) of w open a question (its words past to unseen). */
+static bool part_opens_question(words *w, size_t from, size_t to) {
+    size_t n = w->n;
+    w->n = to;
+    bool q = opens_question(w, skip_markers(w, from));
+    w->n = n;
+    return q;
 }
 
 /* One sentence [from, to): split at clause-opening question word order, then added. */
 static void add_sentence(const char *text, size_t from, size_t to, bool qmark, cml_utterance *out) {
     words w;
     read_words(text, from, to, &w);
-    size_t start = from;
+    size_t start = from, first = 0;
     for (size_t j = 1; j < w.n; j++) {
         if (!split_before(&w, j))
             continue;
-        add_part(text, start, w.start[j], false, out);
+        add_part(text, start, w.start[j], false, part_opens_question(&w, first, j), out);
         start = w.start[j];
+        first = j;
     }
-    add_part(text, start, to, qmark, out);
+    add_part(text, start, to, qmark, part_opens_question(&w, first, w.n), out);
 }
 
 static bool sentence_end(const char *text, size_t len, size_t i) {
@@ -240,14 +255,6 @@ void cml_utterance_split(const char *text, size_t len, cml_utterance *out) {
     }
     if (from < len)
         add_sentence(text, from, len, false, out);
-
-    for (size_t p = 0; p < out->n_parts; p++) {
-        cml_utterance_part *part = &out->parts[p];
-        words w;
-        read_words(text, part->start, part->end, &w);
-        part->question = part->question_mark || opens_question(&w, skip_markers(&w, 0));
-        out->n_questions += part->question;
-    }
 }
 
 size_t cml_utf8_offset(const char *text, size_t byte_off) {
