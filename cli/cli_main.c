@@ -689,9 +689,13 @@ static int cmd_info(int argc, char **argv) {
     for (size_t k = 0; k < m->n_members; k++) {
         json_object *mo = json_object_new_object();
         json_object_object_add(mo, "name", json_object_new_string(m->members[k].ops->name));
-        json_object_object_add(mo, "weight", json_object_new_double(m->members[k].weight));
+        if (m->combination == CML_COMBINE_STACKING)
+            json_object_object_add(mo, "stacker_coef", json_object_new_double(m->stacker.coef[k]));
+        else
+            json_object_object_add(mo, "weight", json_object_new_double(m->members[k].weight));
         json_object_array_add(members, mo);
     }
+    json_object_object_add(o, "utterance_combiner", json_object_new_boolean(m->utterance_fitted));
     json_object_object_add(o, "labels", labels);
     json_object_object_add(o, "members", members);
     json_object *metrics = m->metrics_json ? json_tokener_parse(m->metrics_json) : NULL;
@@ -710,8 +714,13 @@ static int cmd_info(int argc, char **argv) {
         printf("  features    %zu columns\n  voting      %s\n  members    ",
                cml_featurizer_n_cols(m->features), cml_model_voting(m));
         for (size_t k = 0; k < m->n_members; k++)
-            printf(" %s(%.2f)", m->members[k].ops->name, m->members[k].weight);
-        printf("\n");
+            printf(m->combination == CML_COMBINE_STACKING ? " %s(%+.2f)" : " %s(%.2f)",
+                   m->members[k].ops->name,
+                   m->combination == CML_COMBINE_STACKING ? m->stacker.coef[k]
+                                                          : m->members[k].weight);
+        printf("\n  utterance   %s\n", m->utterance_fitted
+                                           ? "fitted combiner over the questions of a text"
+                                           : "whole text only");
         json_object *v;
         if (hold && json_object_object_get_ex(hold, "f1_macro", &v))
             printf("  held-out    macro F1 %.4f", json_object_get_double(v));
