@@ -42,7 +42,8 @@ static void usage(FILE *out) {
             "[--json]\n"
             "           train on a text,label CSV (default: the bundled data), print the metrics,\n"
             "           write TYPE_VERSION.model and point TYPE_latest.model at it;\n"
-            "           --measure FILE [--by COLUMN] then scores it on FILE (never fitted on)\n"
+            "           --measure FILE [--by COLUMN] then scores it on FILE (never fitted on);\n"
+            "           --non-questions FILE|none: the question detector's negatives\n"
             "  evaluate --model FILE --data FILE [--by COLUMN] [--json]\n"
             "           score a model file on a labelled CSV\n"
             "  classify --model FILE [--json] [TEXT...]\n"
@@ -83,6 +84,23 @@ static const char *default_data(void) {
     return env && *env ? env : CML_DATADIR "/questions.csv";
 }
 
+/*
+ * The non-questions the question detector learns from: --non-questions FILE ("none": no
+ * detector), else nonquestions.csv beside the training data, else the bundled one. NULL when
+ * there is none; path is the caller's buffer.
+ */
+static const char *non_questions_path(const char *option, const char *data, char *path,
+                                      size_t cap) {
+    if (option != NULL)
+        return strcmp(option, "none") == 0 ? NULL : option;
+    const char *slash = strrchr(data, '/');
+    snprintf(path, cap, "%.*snonquestions.csv", slash ? (int)(slash - data + 1) : 0, data);
+    if (access(path, R_OK) == 0)
+        return path;
+    snprintf(path, cap, "%s", CML_DATADIR "/nonquestions.csv");
+    return access(path, R_OK) == 0 ? path : NULL;
+}
+
 #define MAX_PARAMS 32
 
 typedef struct cli_args {
@@ -90,6 +108,7 @@ typedef struct cli_args {
     const char *by;         /* evaluate: also report by the values of this column */
     const char *measure[4]; /* train: sets to score the new model on, never to fit */
     size_t n_measure;
+    const char *non_questions; /* train: the question detector's negatives, or "none" */
     unsigned long long seed;
     long folds, retain;
     bool json, seed_set, folds_set;
@@ -120,6 +139,7 @@ static int parse_args(int argc, char **argv, cli_args *a) {
         {"latest", no_argument, NULL, 'L'},
         {"by", required_argument, NULL, 'B'},
         {"measure", required_argument, NULL, 'M'},
+        {"non-questions", required_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
@@ -154,6 +174,9 @@ static int parse_args(int argc, char **argv, cli_args *a) {
             break;
         case 'B':
             a->by = optarg;
+            break;
+        case 'N':
+            a->non_questions = optarg;
             break;
         case 'M':
             if (a->n_measure == sizeof(a->measure) / sizeof(a->measure[0])) {
@@ -254,6 +277,10 @@ static void print_report(const cml_train_report *r, const cml_model *m) {
             printf("  combination %-15s inner-cv log loss %.4f  macro F1 %.4f%s\n",
                    cml_combination_name((cml_combination)c), r->combinations[c].log_loss,
                    r->combinations[c].f1_macro, (int)r->combination == c ? "  (kept)" : "");
+    if (r->has_detector)
+        printf("  question detector: held-out precision %.4f recall %.4f (%zu training, %zu "
+               "held-out sentences)\n",
+               r->detector.precision, r->detector.recall, r->detector.n_train, r->detector.n_test);
     if (m->utterance_fitted) {
         printf("  utterance combiner on %zu training texts of several sentences:",
                r->utterance_rows);
@@ -355,7 +382,7 @@ static int evaluate_file(const cml_model *m, const char *path, const char *by, b
 static int cmd_train(int argc, char **argv) {
     cli_args a;
     cml_diag diag = {{0}};
-    cml_dataset *ds = NULL;
+    cml_dataset *ds = NULL, *non_questions = NULL;
     cml_model *m = NULL;
     cml_train_report report = {0};
     cml_blob_publish_result up = {0};
@@ -385,6 +412,16 @@ static int cmd_train(int argc, char **argv) {
     if (err != CML_OK)
         return fail(data, err, &diag);
     cml_train_options_init(&o, type);
+    char nq_buf[PATH_MAX];
+    const char *nq_path = non_questions_path(a.non_questions, data, nq_buf, sizeof nq_buf);
+    if (nq_path != NULL) {
+        cml_csv_options nq_opts = {.min_labels = 1, .min_rows = 1};
+        if ((err = cml_csv_read_file(nq_path, &nq_opts, &non_questions, &diag)) != CML_OK) {
+            rc = fail(nq_path, err, &diag);
+            goto done;
+        }
+        o.non_questions = non_questions;
+    }
     for (size_t i = 0; i < a.n_params; i++) {
         char key[128];
         const char *eq = strchr(a.params[i], '=');
@@ -470,6 +507,7 @@ static int cmd_train(int argc, char **argv) {
             goto done;
     rc = EXIT_SUCCESS;
 done:
+    cml_dataset_free(non_questions);
     cml_train_report_release(&report);
     cml_model_release(m);
     cml_dataset_free(ds);

@@ -234,7 +234,8 @@ static void clip_rows_release(clip_rows *c) {
     memset(c, 0, sizeof(*c));
 }
 
-static cml_err clip_rows_find(const cml_dataset *ds, clip_rows *c) {
+static cml_err clip_rows_find(const cml_model *m, cml_feature_scratch *s, const cml_dataset *ds,
+                              clip_rows *c) {
     memset(c, 0, sizeof(*c));
     c->n_rows = ds->n;
     c->first = cml_calloc(ds->n + 1, sizeof(size_t));
@@ -246,7 +247,7 @@ static cml_err clip_rows_find(const cml_dataset *ds, clip_rows *c) {
         return CML_ERR_NOMEM;
     for (size_t i = 0; i < ds->n; i++) {
         cml_utterance u;
-        cml_utterance_split(ds->texts[i], strlen(ds->texts[i]), &u);
+        cml_model_find_questions(m, s, ds->texts[i], strlen(ds->texts[i]), &u);
         c->n_parts[i] = (uint16_t)u.n_parts;
         c->first[i] = c->n_questions;
         if (u.n_parts < 2)
@@ -362,7 +363,7 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
     if ((err = cml_train_check(ds, o, diag)) != CML_OK)
         return err;
     size_t L = ds->n_labels;
-    progress prog = {.o = o, .total = (double)(o->cv_folds + 1) * (double)n_members + 4};
+    progress prog = {.o = o, .total = (double)(o->cv_folds + 1) * (double)n_members + 5};
     train_idx = cml_malloc(ds->n * sizeof(size_t));
     test_idx = cml_malloc(ds->n * sizeof(size_t));
     m = cml_model_new(o->type);
@@ -381,7 +382,15 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
         err = CML_ERR_NOMEM;
         goto done;
     }
-    if ((err = clip_rows_find(train_ds, &clips)) != CML_OK)
+    /* The question detector learns from the training split only, like everything else. */
+    if (o->non_questions != NULL) {
+        step(&prog, "training the question detector");
+        if ((err = cml_detector_train(train_ds, o->non_questions, o->seed, &m->detector,
+                                      &report->detector, diag)) != CML_OK)
+            goto done;
+        report->has_detector = true;
+    }
+    if ((err = clip_rows_find(m, scratch, train_ds, &clips)) != CML_OK)
         goto done;
 
     /*
@@ -608,6 +617,17 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
     json_object_object_add(metrics, "combinations", comb);
     json_object_object_add(metrics, "utterance_rows",
                            json_object_new_int64((int64_t)report->utterance_rows));
+    if (report->has_detector) {
+        json_object *det = json_object_new_object();
+        json_object_object_add(det, "n_train",
+                               json_object_new_int64((int64_t)report->detector.n_train));
+        json_object_object_add(det, "n_test",
+                               json_object_new_int64((int64_t)report->detector.n_test));
+        json_object_object_add(det, "precision",
+                               json_object_new_double(report->detector.precision));
+        json_object_object_add(det, "recall", json_object_new_double(report->detector.recall));
+        json_object_object_add(metrics, "question_detector", det);
+    }
     m->training_time_s = now_seconds() - t_start;
     json_object_object_add(metrics, "training_time_s", json_object_new_double(m->training_time_s));
     m->metrics_json = cml_strdup(json_object_to_json_string_ext(metrics, JSON_C_TO_STRING_PLAIN));

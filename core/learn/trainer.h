@@ -26,6 +26,8 @@ typedef struct cml_train_options {
     size_t cv_folds;       /* 0 = no cross-validation (the ensemble then votes equally) */
     int n_threads;         /* learners that can use threads; default 2 */
     bool keep_all_members; /* never drop a member that adds nothing (tests of every member) */
+    /* Classroom non-questions: when set, a question detector is trained (borrowed). */
+    const cml_dataset *non_questions;
     /* Per-member settings, indexed by cml_member_kind; zero fields keep defaults. */
     cml_member_params params[CML_MEMBER__MAX];
     cml_progress_fn progress;
@@ -58,6 +60,8 @@ typedef struct cml_train_report {
     cml_combination_report combinations[CML_COMBINE__MAX];
     cml_combination combination; /* the winner, kept in the model */
     size_t utterance_rows;       /* training rows of several sentences the combiner fitted on */
+    bool has_detector;
+    cml_detector_report detector; /* its held-out figures */
     double seconds;
 } cml_train_report;
 

@@ -2,6 +2,7 @@
 
 #include "model/model.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "base/cml_alloc.h"
@@ -69,6 +70,7 @@ void cml_model_release(cml_model *m) {
     for (size_t i = 0; i < m->n_labels; i++)
         cml_free(m->labels[i]);
     cml_featurizer_free(m->features);
+    cml_detector_free(m->detector);
     cml_free(m->metrics_json);
     cml_dataset_free(m->holdout);
     cml_free(m);
@@ -128,6 +130,20 @@ static int argmax(const double *p, size_t n) {
     return (int)best;
 }
 
+void cml_model_find_questions(const cml_model *m, cml_feature_scratch *s, const char *text,
+                              size_t len, cml_utterance *u) {
+    cml_utterance_split(text, len, u);
+    if (m->detector == NULL || u->n_parts < 2)
+        return;
+    u->n_questions = 0;
+    for (size_t i = 0; i < u->n_parts; i++) {
+        cml_utterance_part *p = &u->parts[i];
+        double q = cml_detector_score(m->detector, s, text + p->start, p->end - p->start);
+        p->question = q >= 0.5 || (isnan(q) && p->question);
+        u->n_questions += p->question;
+    }
+}
+
 /* Members' and combined probabilities of one text; votes may be NULL. */
 static cml_err predict_text(const cml_model *m, cml_feature_scratch *s, const char *text,
                             size_t len, double *probs, cml_member_vote *votes) {
@@ -164,7 +180,7 @@ cml_err cml_model_predict(const cml_model *m, cml_feature_scratch *s, const char
 
     /* Several sentences: each question on its own, then the fitted combiner over them. */
     cml_utterance u;
-    cml_utterance_split(text, len, &u);
+    cml_model_find_questions(m, s, text, len, &u);
     out->n_sentences = u.n_parts ? u.n_parts : 1;
     if (u.n_parts > 1) {
         double p_questions[CML_UTTERANCE_MAX_PARTS];

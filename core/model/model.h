@@ -14,6 +14,7 @@
 #include "learn/dataset.h"
 #include "learn/dense_logreg.h"
 #include "learn/member.h"
+#include "learn/question_detector.h"
 #include "text/text_features.h"
 #include "text/utterance.h"
 
@@ -77,6 +78,7 @@ typedef struct cml_model {
     cml_model_member members[CML_MAX_MEMBERS]; /* states owned */
     cml_combination combination;
     cml_dense_logreg stacker;   /* CML_COMBINE_STACKING: inputs are the members' logits */
+    cml_detector *detector;     /* owned; finds the questions of a text, NULL: word order rules */
     bool utterance_fitted;      /* texts of several sentences go through the combiner below */
     cml_dense_logreg utterance; /* inputs: cml_utterance_input */
     char *metrics_json;         /* owned JSON object text: held-out and CV metrics per member */
@@ -127,6 +129,14 @@ cml_err cml_model_predict(const cml_model *m, cml_feature_scratch *s, const char
 
 /* Combined probabilities of member probabilities (n_members x n_labels) by the weights. */
 void cml_model_combine(const cml_model *m, const double *member_probs, double *out);
+
+/*
+ * The sentences of text and which are questions: by the model's question detector when it
+ * has one (a text of several sentences), else by utterance.h's word-order rules. Training and
+ * serving both call it.
+ */
+void cml_model_find_questions(const cml_model *m, cml_feature_scratch *s, const char *text,
+                              size_t len, cml_utterance *u);
 
 /* Utterance combiner inputs of a text from its own and its questions' class-1 probabilities. */
 void cml_utterance_inputs(const cml_utterance *u, double p_whole, const double *p_questions,

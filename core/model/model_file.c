@@ -24,6 +24,7 @@
 #define TAG_FEAT TAG('F', 'E', 'A', 'T')
 #define TAG_MEMB TAG('M', 'E', 'M', 'B')
 #define TAG_HOLD TAG('H', 'O', 'L', 'D')
+#define TAG_DETC TAG('D', 'E', 'T', 'C')
 #define HEADER_BYTES 16
 #define DIGEST_BYTES 32
 
@@ -82,6 +83,7 @@ static json_object *meta_json(const cml_model *m) {
     }
     json_object_object_add(o, "members", members);
     json_object_object_add(o, "voting", json_object_new_string(cml_model_voting(m)));
+    json_object_object_add(o, "question_detector", json_object_new_boolean(m->detector != NULL));
     json_object_object_add(o, "combination",
                            json_object_new_string(cml_combination_name(m->combination)));
     if (m->combination == CML_COMBINE_STACKING)
@@ -132,7 +134,7 @@ cml_err cml_model_serialize(cml_model *m, uint8_t **out, size_t *out_len) {
     }
     cml_buf_put(&b, MAGIC, 8);
     cml_buf_put_u32(&b, CML_MODEL_FORMAT_VERSION);
-    cml_buf_put_u32(&b, (uint32_t)(2 + m->n_members + (hold ? 1 : 0)));
+    cml_buf_put_u32(&b, (uint32_t)(2 + m->n_members + (hold ? 1 : 0) + (m->detector ? 1 : 0)));
     put_section(&b, TAG_META, meta_text, strlen(meta_text));
     put_section(&b, TAG_FEAT, feat, feat_len);
     for (size_t i = 0; i < m->n_members; i++) {
@@ -144,6 +146,12 @@ cml_err cml_model_serialize(cml_model *m, uint8_t **out, size_t *out_len) {
     }
     if (hold)
         put_section(&b, TAG_HOLD, hold, hold_len);
+    if (m->detector != NULL) {
+        member.len = 0;
+        if ((err = cml_detector_serialize(m->detector, &member)) != CML_OK)
+            goto done;
+        put_section(&b, TAG_DETC, member.data, member.len);
+    }
     if ((err = cml_buf_status(&b)) != CML_OK)
         goto done;
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -382,6 +390,9 @@ cml_err cml_model_deserialize(const uint8_t *buf, size_t len, cml_model **out, c
             if (err != CML_OK)
                 goto done;
             members_loaded++;
+        } else if (tag == TAG_DETC && m->detector == NULL) {
+            if ((err = cml_detector_deserialize(p, (size_t)slen, &m->detector, diag)) != CML_OK)
+                goto done;
         } else if (tag == TAG_HOLD && m->holdout == NULL) {
             cml_csv_options o = {.min_labels = 1, .min_rows = 1};
             cml_diag ignored;
