@@ -22,12 +22,14 @@
 #include <unistd.h>
 
 #include "base/cml_alloc.h"
+#include "handlers.h"
 #include "router.h"
-#include "service.h"
+#include "service/service.h"
 #include "ops/service_log.h"
 #include "supervisor.h"
 
 static service svc;
+static access_policy policy;
 
 static void *worker(void *arg) {
     (void)arg;
@@ -35,7 +37,7 @@ static void *worker(void *arg) {
     if (FCGX_InitRequest(&req, 0, 0) != 0)
         return NULL;
     while (FCGX_Accept_r(&req) >= 0) {
-        router_serve(&svc, &req);
+        router_serve(&svc, &policy, &req);
         FCGX_Finish_r(&req);
     }
     FCGX_Free(&req, 1);
@@ -121,6 +123,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cultivate-ml-fcgi: FastCGI initialisation failed\n");
         return EXIT_FAILURE;
     }
+    access_policy_init(&policy, &svc.cfg);
     if (service_start(&svc, &diag) != CML_OK) {
         cml_log(CML_LOG_ERROR, "start_failed", "reason", diag.msg, NULL);
         return EXIT_FAILURE;

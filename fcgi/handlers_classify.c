@@ -8,7 +8,9 @@
 #include <time.h>
 
 #include "model/prediction_json.h"
-#include "router.h"
+#include "handlers.h"
+#include "request.h"
+#include "response.h"
 #include "text/text_features.h"
 
 /* One scratch per request thread, made on first use (libstemmer is not shareable). */
@@ -55,34 +57,34 @@ static json_object *member_array(const cml_model *m, const cml_prediction *p) {
         json_object_object_add(o, "classification",
                                json_object_new_string(m->labels[p->members[k].label]));
         json_object_object_add(o, "confidence", json_object_new_double(p->members[k].confidence));
-        json_object_object_add(o, "probabilities", handler_probabilities(m, p->members[k].probs));
+        json_object_object_add(o, "probabilities", response_probabilities(m, p->members[k].probs));
         json_object_object_add(o, "weight", json_object_new_double(m->members[k].weight));
         json_object_array_add(a, o);
     }
     return a;
 }
 
-handler_result handle_classify_v1(service *svc, http_req *r, const char *param) {
-    (void)param;
+handler_result handle_classify_v1(service *svc, http_req *r, const route_args *args) {
+    (void)args;
     bool bad = false;
-    json_object *body = handler_json_body(r, true);
+    json_object *body = request_json_body(r, true);
     if (body == NULL)
         return HANDLER_DONE;
-    const char *text = handler_string_field(r, body, "text", &bad);
-    const char *type_name = bad ? NULL : handler_string_field(r, body, "model_type", &bad);
+    const char *text = request_string_field(r, body, "text", &bad);
+    const char *type_name = bad ? NULL : request_string_field(r, body, "model_type", &bad);
     if (!bad)
-        handler_string_field(r, body, "context", &bad);
+        request_string_field(r, body, "context", &bad);
     cml_model_type type = (cml_model_type)atomic_load(&svc->active_type);
     if (!bad && type_name && cml_model_type_parse(type_name, &type) != CML_OK) {
         http_send_error(r, 400, "unknown_model_type", "model_type must be ensemble or classic.",
                         NULL);
         bad = true;
     }
-    if (bad || !handler_text_ok(r, svc, text, "text")) {
+    if (bad || !request_text_ok(r, svc, text, "text")) {
         json_object_put(body);
         return HANDLER_DONE;
     }
-    cml_model *m = handler_model(r, svc, type);
+    cml_model *m = request_model(r, svc, type);
     if (m == NULL) {
         json_object_put(body);
         return HANDLER_DONE;
@@ -97,13 +99,13 @@ handler_result handle_classify_v1(service *svc, http_req *r, const char *param) 
         json_object *o = json_object_new_object();
         json_object_object_add(o, "classification", json_object_new_string(m->labels[p.label]));
         json_object_object_add(o, "confidence", json_object_new_double(p.confidence));
-        json_object_object_add(o, "probabilities", handler_probabilities(m, p.probs));
+        json_object_object_add(o, "probabilities", response_probabilities(m, p.probs));
         json_object_object_add(o, "model_type",
                                json_object_new_string(cml_model_type_name(m->type)));
         json_object_object_add(o, "model_version", json_object_new_string(m->version));
         json_object_object_add(o, "processing_time_ms", json_object_new_double(ms));
-        json_object_object_add(o, "timestamp",
-                               json_object_new_string(handler_iso_time(time(NULL), ts, sizeof ts)));
+        json_object_object_add(
+            o, "timestamp", json_object_new_string(response_iso_time(time(NULL), ts, sizeof ts)));
         if (m->type == CML_MODEL_ENSEMBLE) {
             char agree[32];
             snprintf(agree, sizeof agree, "%zu/%zu", p.agree, p.n_members);
@@ -132,7 +134,7 @@ static json_object *client_answer(const cml_model *m, const cml_prediction *p, c
     json_object_object_add(o, "confidence", json_object_new_double(p->confidence));
     json_object_object_add(o, "text", json_object_new_string(text));
     json_object_object_add(o, "model", json_object_new_string(cml_model_type_name(m->type)));
-    json_object_object_add(o, "probabilities", handler_probabilities(m, p->probs));
+    json_object_object_add(o, "probabilities", response_probabilities(m, p->probs));
     if (ms >= 0)
         json_object_object_add(o, "processing_time_ms", json_object_new_double(ms));
     if (details && m->type == CML_MODEL_ENSEMBLE) {
@@ -172,26 +174,26 @@ static json_object *client_answer(const cml_model *m, const cml_prediction *p, c
     return o;
 }
 
-static handler_result classify_client(service *svc, http_req *r, cml_model_type type) {
+handler_result handle_classify_client(service *svc, http_req *r, const route_args *args) {
     bool bad = false;
     char qtext[12288];
     const char *text = NULL;
     json_object *body = NULL;
-    bool query_text = strcmp(r->route, "/api/classify") == 0 &&
-                      (r->body == NULL || r->body_len == 0) &&
+    cml_model_type type = args->type;
+    bool query_text = args->query_text && (r->body == NULL || r->body_len == 0) &&
                       http_query_param(r, "text", qtext, sizeof qtext);
     if (query_text) {
         text = qtext;
     } else {
-        if ((body = handler_json_body(r, true)) == NULL)
+        if ((body = request_json_body(r, true)) == NULL)
             return HANDLER_DONE;
-        text = handler_string_field(r, body, "text", &bad);
+        text = request_string_field(r, body, "text", &bad);
     }
-    if (bad || !handler_text_ok(r, svc, text, "text")) {
+    if (bad || !request_text_ok(r, svc, text, "text")) {
         json_object_put(body);
         return HANDLER_DONE;
     }
-    cml_model *m = handler_model(r, svc, type);
+    cml_model *m = request_model(r, svc, type);
     if (m != NULL) {
         struct timespec t0;
         cml_prediction p;
@@ -206,22 +208,13 @@ static handler_result classify_client(service *svc, http_req *r, cml_model_type 
     return HANDLER_DONE;
 }
 
-handler_result handle_classify_classic(service *svc, http_req *r, const char *param) {
-    (void)param;
-    return classify_client(svc, r, CML_MODEL_CLASSIC);
-}
-
-handler_result handle_classify_ensemble(service *svc, http_req *r, const char *param) {
-    (void)param;
-    return classify_client(svc, r, CML_MODEL_ENSEMBLE);
-}
-
-static handler_result batch(service *svc, http_req *r, cml_model_type type) {
+handler_result handle_batch(service *svc, http_req *r, const route_args *args) {
+    cml_model_type type = args->type;
     bool bad = false;
-    json_object *body = handler_json_body(r, true), *qs;
+    json_object *body = request_json_body(r, true), *qs;
     if (body == NULL)
         return HANDLER_DONE;
-    const char *name = handler_string_field(r, body, "model", &bad);
+    const char *name = request_string_field(r, body, "model", &bad);
     if (!bad && name && cml_model_type_parse(name, &type) != CML_OK) {
         http_send_error(r, 400, "unknown_model_type", "model must be ensemble or classic.", NULL);
         bad = true;
@@ -249,11 +242,11 @@ static handler_result batch(service *svc, http_req *r, cml_model_type type) {
             snprintf(detail, sizeof detail, "Field '%s' must be a string.", field);
             http_send_error(r, 400, "wrong_type", detail, NULL);
             bad = true;
-        } else if (!handler_text_ok(r, svc, json_object_get_string(q), field)) {
+        } else if (!request_text_ok(r, svc, json_object_get_string(q), field)) {
             bad = true;
         }
     }
-    cml_model *m = bad ? NULL : handler_model(r, svc, type);
+    cml_model *m = bad ? NULL : request_model(r, svc, type);
     if (m != NULL) {
         json_object *results = json_object_new_array();
         bool ok = true;
@@ -283,16 +276,6 @@ static handler_result batch(service *svc, http_req *r, cml_model_type type) {
     return HANDLER_DONE;
 }
 
-handler_result handle_batch_v1(service *svc, http_req *r, const char *param) {
-    (void)param;
-    return batch(svc, r, CML_MODEL_CLASSIC);
-}
-
-handler_result handle_batch_v2(service *svc, http_req *r, const char *param) {
-    (void)param;
-    return batch(svc, r, CML_MODEL_ENSEMBLE);
-}
-
 /* True when label is a label of a resident model. */
 static bool known_label(service *svc, const char *label) {
     bool known = false;
@@ -305,24 +288,24 @@ static bool known_label(service *svc, const char *label) {
     return known;
 }
 
-handler_result handle_feedback(service *svc, http_req *r, const char *param) {
-    (void)param;
+handler_result handle_feedback(service *svc, http_req *r, const route_args *args) {
+    (void)args;
     bool bad = false;
-    json_object *body = handler_json_body(r, true), *v;
+    json_object *body = request_json_body(r, true), *v;
     if (body == NULL)
         return HANDLER_DONE;
     cml_feedback fb = {.confidence = NAN};
-    fb.text = handler_string_field(r, body, "text", &bad);
+    fb.text = request_string_field(r, body, "text", &bad);
     if (!bad)
-        fb.correct_class = handler_string_field(r, body, "correct_class", &bad);
+        fb.correct_class = request_string_field(r, body, "correct_class", &bad);
     if (!bad && fb.correct_class == NULL)
-        fb.correct_class = handler_string_field(r, body, "human_label", &bad);
+        fb.correct_class = request_string_field(r, body, "human_label", &bad);
     if (!bad)
-        fb.predicted_class = handler_string_field(r, body, "predicted_class", &bad);
+        fb.predicted_class = request_string_field(r, body, "predicted_class", &bad);
     if (!bad)
-        fb.error_type = handler_string_field(r, body, "error_type", &bad);
+        fb.error_type = request_string_field(r, body, "error_type", &bad);
     if (!bad)
-        fb.source = handler_string_field(r, body, "source", &bad);
+        fb.source = request_string_field(r, body, "source", &bad);
     if (!bad && json_object_object_get_ex(body, "confidence", &v) &&
         !json_object_is_type(v, json_type_null)) {
         if (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))
@@ -342,7 +325,7 @@ handler_result handle_feedback(service *svc, http_req *r, const char *param) {
             bad = true;
         }
     }
-    if (!bad && !handler_text_ok(r, svc, fb.text, "text"))
+    if (!bad && !request_text_ok(r, svc, fb.text, "text"))
         bad = true;
     if (!bad && fb.correct_class == NULL) {
         http_send_error(r, 400, "missing_field", "Field 'correct_class' is required.", NULL);

@@ -3,14 +3,10 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
-#include "model/local_store.h"
-#include "router.h"
-#include "ops/service_log.h"
-#include "ops/prom.h"
-#include "storage_sync.h"
+#include "handlers.h"
+#include "request.h"
+#include "response.h"
 
 static json_object *model_info(const cml_model *m) {
     char ts[32];
@@ -22,20 +18,20 @@ static json_object *model_info(const cml_model *m) {
     json_object_object_add(o, "members", members);
     json_object_object_add(o, "voting_strategy", json_object_new_string(cml_model_voting(m)));
     json_object_object_add(o, "trained_at",
-                           json_object_new_string(handler_iso_time(m->created_at, ts, sizeof ts)));
+                           json_object_new_string(response_iso_time(m->created_at, ts, sizeof ts)));
     json_object_object_add(o, "n_train", json_object_new_int64(m->n_train));
-    json_object_object_add(o, "metrics", handler_model_metrics(m, "holdout"));
+    json_object_object_add(o, "metrics", response_model_metrics(m, "holdout"));
     return o;
 }
 
-handler_result handle_select(service *svc, http_req *r, const char *param) {
-    (void)param;
+handler_result handle_select(service *svc, http_req *r, const route_args *args) {
+    (void)args;
     bool bad = false;
-    json_object *body = handler_json_body(r, true);
+    json_object *body = request_json_body(r, true);
     if (body == NULL)
         return HANDLER_DONE;
-    const char *type_name = handler_string_field(r, body, "model_type", &bad);
-    const char *version = bad ? NULL : handler_string_field(r, body, "version", &bad);
+    const char *type_name = request_string_field(r, body, "model_type", &bad);
+    const char *version = bad ? NULL : request_string_field(r, body, "version", &bad);
     cml_model_type type;
     if (bad)
         goto done;
@@ -44,93 +40,55 @@ handler_result handle_select(service *svc, http_req *r, const char *param) {
                         NULL);
         goto done;
     }
-    if (!service_type_available(type)) {
+    service_selection sel;
+    cml_diag d = {{0}};
+    switch (service_select(svc, type, version, &sel, &d)) {
+    case CML_OK:
+        break;
+    case CML_ERR_UNSUPPORTED:
         http_send_error(r, 503, "model_unavailable",
                         "This build cannot serve the ensemble (built without XGBoost or FANN).",
                         "Retry-After: 3600");
         goto done;
-    }
-    char want[CML_VERSION_MAX], path[4096];
-    struct stat st;
-    if (version != NULL) {
-        cml_local_store_path(svc->cfg.model_cache_dir, type_name, version, path, sizeof path);
-        /* A version only the blob store holds is brought into the cache first. */
-        if (cml_version_valid(version) && stat(path, &st) != 0) {
-            cml_diag fd = {{0}};
-            cml_err ferr = storage_fetch_version(svc, type, version, &fd);
-            if (ferr != CML_OK && ferr != CML_ERR_NOT_FOUND) {
-                http_send_error(
-                    r, 503, "storage_unreachable",
-                    "That version is not cached here and blob storage did not provide it.",
-                    "Retry-After: 30");
-                goto done;
-            }
-        }
-        if (!cml_version_valid(version) || stat(path, &st) != 0) {
-            http_send_error(r, 404, "unknown_version", "No model of that type has that version.",
-                            NULL);
-            goto done;
-        }
-        snprintf(want, sizeof want, "%s", version);
-    } else if (cml_local_store_latest(svc->cfg.model_cache_dir, type_name, want) != CML_OK) {
-        http_send_error(r, 503, "model_unavailable", "No model of that type is stored yet.",
+    case CML_ERR_STORAGE:
+        http_send_error(r, 503, "storage_unreachable",
+                        "That version is not cached here and blob storage did not provide it.",
                         "Retry-After: 30");
         goto done;
-    }
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    cml_model_type previous = (cml_model_type)atomic_load(&svc->active_type);
-    /* Load and warm up in this process first: a model that cannot answer is never selected. */
-    cml_slot_info info;
-    cml_registry_info(svc->registry, type, &info);
-    if (!info.loaded || strcmp(info.version, want) != 0) {
-        cml_diag d = {{0}};
-        cml_err err = cml_registry_load(svc->registry, type, want, &d);
-        cml_prom_inc(err == CML_OK ? CML_M_MODEL_LOADS : CML_M_MODEL_LOAD_FAILURES, 1);
-        if (err != CML_OK) {
-            cml_log(CML_LOG_ERROR, "select_failed", "model", type_name, "version", want, "reason",
-                    d.msg, NULL);
-            http_send_error(r, 503, "model_load_failed",
-                            "That model could not be loaded; the selection is unchanged.",
+    case CML_ERR_NOT_FOUND:
+        if (version != NULL)
+            http_send_error(r, 404, "unknown_version", "No model of that type has that version.",
+                            NULL);
+        else
+            http_send_error(r, 503, "model_unavailable", "No model of that type is stored yet.",
                             "Retry-After: 30");
-            goto done;
-        }
-    }
-    cml_selection sel;
-    if (cml_state_get_selection(svc->state, &sel) != CML_OK)
-        memset(&sel, 0, sizeof sel);
-    snprintf(sel.active_type, sizeof sel.active_type, "%s", type_name);
-    char *pin = type == CML_MODEL_CLASSIC ? sel.classic_version : sel.ensemble_version;
-    snprintf(pin, sizeof sel.classic_version, "%s", version ? version : "");
-    if (cml_state_set_selection(svc->state, &sel) != CML_OK) {
+        goto done;
+    case CML_ERR_FORMAT:
+        http_send_error(r, 503, "model_load_failed",
+                        "That model could not be loaded; the selection is unchanged.",
+                        "Retry-After: 30");
+        goto done;
+    case CML_ERR_IO:
         http_send_error(r, 500, "storage_failed", "The selection could not be stored.", NULL);
         goto done;
-    }
-    service_apply_selection(svc, NULL);
-    storage_push_selection(svc); /* the other instances follow within the sync interval */
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    cml_model *m = cml_registry_acquire(svc->registry, type);
-    if (m == NULL) {
+    default:
         http_send_error(r, 503, "model_unavailable", "The selected model is not loaded.",
                         "Retry-After: 5");
         goto done;
     }
+    cml_model *m = sel.model;
     r->model = cml_model_type_name(type);
     snprintf(r->version, sizeof r->version, "%s", m->version);
-    cml_log(CML_LOG_INFO, "model_selected", "model", type_name, "version", m->version, "pinned",
-            version ? "true" : "false", NULL);
     json_object *o = json_object_new_object();
     json_object_object_add(o, "success", json_object_new_boolean(1));
     json_object_object_add(o, "current_model", json_object_new_string(type_name));
     json_object_object_add(o, "previous_model",
-                           json_object_new_string(cml_model_type_name(previous)));
+                           json_object_new_string(cml_model_type_name(sel.previous)));
     json_object_object_add(o, "version", json_object_new_string(m->version));
     json_object_object_add(o, "pinned", json_object_new_boolean(version != NULL));
-    json_object_object_add(o, "switch_time_ms",
-                           json_object_new_double((double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-                                                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6));
+    json_object_object_add(o, "switch_time_ms", json_object_new_double(sel.switch_ms));
     json_object_object_add(o, "model_info", model_info(m));
-    json_object_object_add(o, "performance_metrics", handler_model_metrics(m, "holdout"));
+    json_object_object_add(o, "performance_metrics", response_model_metrics(m, "holdout"));
     http_send_json(r, 200, o);
     cml_model_release(m);
 done:
@@ -138,8 +96,8 @@ done:
     return HANDLER_DONE;
 }
 
-handler_result handle_current(service *svc, http_req *r, const char *param) {
-    (void)param;
+handler_result handle_current(service *svc, http_req *r, const route_args *args) {
+    (void)args;
     char ts[32];
     cml_model_type type = (cml_model_type)atomic_load(&svc->active_type);
     cml_slot_info info;
@@ -149,15 +107,15 @@ handler_result handle_current(service *svc, http_req *r, const char *param) {
     json_object_object_add(o, "version", info.loaded ? json_object_new_string(info.version) : NULL);
     json_object_object_add(
         o, "loaded_at",
-        info.loaded ? json_object_new_string(handler_iso_time(info.loaded_at, ts, sizeof ts))
+        info.loaded ? json_object_new_string(response_iso_time(info.loaded_at, ts, sizeof ts))
                     : NULL);
     json_object_object_add(o, "loaded", json_object_new_boolean(info.loaded));
     http_send_json(r, 200, o);
     return HANDLER_DONE;
 }
 
-handler_result handle_models(service *svc, http_req *r, const char *param) {
-    (void)param;
+handler_result handle_models(service *svc, http_req *r, const route_args *args) {
+    (void)args;
     char ts[32];
     cml_model_record *recs = NULL;
     size_t n = 0;
@@ -182,7 +140,7 @@ handler_result handle_models(service *svc, http_req *r, const char *param) {
         json_object_object_add(m, "version", json_object_new_string(recs[i].version));
         json_object_object_add(
             m, "created_at",
-            json_object_new_string(handler_iso_time(recs[i].created_at, ts, sizeof ts)));
+            json_object_new_string(response_iso_time(recs[i].created_at, ts, sizeof ts)));
         json_object_object_add(m, "size_bytes", json_object_new_int64(recs[i].size_bytes));
         json_object_object_add(m, "sha256", json_object_new_string(recs[i].sha256));
         json_object *metrics = NULL,

@@ -7,9 +7,11 @@
 #include <time.h>
 
 #include "base/cml_alloc.h"
-#include "router.h"
+#include "handlers.h"
+#include "request.h"
+#include "response.h"
 #include "ops/prom.h"
-#include "storage_sync.h"
+#include "service/storage_sync.h"
 
 static json_object *slot_json(service *svc, cml_model_type t, bool *loaded) {
     char ts[32];
@@ -23,13 +25,13 @@ static json_object *slot_json(service *svc, cml_model_type t, bool *loaded) {
     json_object_object_add(o, "version", info.loaded ? json_object_new_string(info.version) : NULL);
     json_object_object_add(
         o, "loaded_at",
-        info.loaded ? json_object_new_string(handler_iso_time(info.loaded_at, ts, sizeof ts))
+        info.loaded ? json_object_new_string(response_iso_time(info.loaded_at, ts, sizeof ts))
                     : NULL);
     return o;
 }
 
-handler_result handle_health(service *svc, http_req *r, const char *param) {
-    (void)param;
+handler_result handle_health(service *svc, http_req *r, const route_args *args) {
+    (void)args;
     char ts[32];
     bool e_loaded, c_loaded;
     cml_model_type active = (cml_model_type)atomic_load(&svc->active_type);
@@ -40,7 +42,7 @@ handler_result handle_health(service *svc, http_req *r, const char *param) {
     bool reachable;
     int64_t last;
     char storage_error[256];
-    storage_status(svc, &reachable, &last, storage_error, sizeof storage_error);
+    storage_status(&svc->storage, &reachable, &last, storage_error, sizeof storage_error);
     bool missing = (service_type_available(CML_MODEL_ENSEMBLE) && !e_loaded) || !c_loaded;
     const char *status = !active_ok                ? "unhealthy"
                          : (!reachable || missing) ? "degraded"
@@ -60,7 +62,7 @@ handler_result handle_health(service *svc, http_req *r, const char *param) {
                            json_object_new_string(svc->cfg.use_azure_storage ? "azure" : "local"));
     json_object_object_add(storage, "reachable", json_object_new_boolean(reachable));
     json_object_object_add(storage, "last_sync",
-                           last ? json_object_new_string(handler_iso_time(last, ts, sizeof ts))
+                           last ? json_object_new_string(response_iso_time(last, ts, sizeof ts))
                                 : NULL);
     if (!reachable && storage_error[0])
         json_object_object_add(storage, "error", json_object_new_string(storage_error));
@@ -80,8 +82,8 @@ handler_result handle_health(service *svc, http_req *r, const char *param) {
     return HANDLER_DONE;
 }
 
-handler_result handle_ready(service *svc, http_req *r, const char *param) {
-    (void)param;
+handler_result handle_ready(service *svc, http_req *r, const route_args *args) {
+    (void)args;
     cml_model_type active = (cml_model_type)atomic_load(&svc->active_type);
     cml_slot_info info;
     cml_registry_info(svc->registry, active, &info);
@@ -99,8 +101,8 @@ handler_result handle_ready(service *svc, http_req *r, const char *param) {
     return HANDLER_DONE;
 }
 
-handler_result handle_metrics(service *svc, http_req *r, const char *param) {
-    (void)param;
+handler_result handle_metrics(service *svc, http_req *r, const route_args *args) {
+    (void)args;
     char *buf = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);

@@ -1,39 +1,23 @@
 /* Retraining, job status, evaluation, history and the ensemble/classic comparison. */
 #include "config.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "base/cml_alloc.h"
 #include "learn/hyperparams.h"
 #include "model/local_store.h"
 #include "learn/eval_metrics.h"
 #include "model/model_file.h"
-#include "router.h"
-#include "storage_sync.h"
+#include "handlers.h"
+#include "request.h"
+#include "response.h"
 #include "learn/trainer.h"
-#include "training_jobs.h"
 
 #define MAX_JOB_PARAMS 24
-
-typedef struct feedback_sink {
-    cml_dataset *ds;
-    cml_err err;
-} feedback_sink;
-
-static void add_feedback_row(void *ctx, const char *text, const char *label) {
-    feedback_sink *f = ctx;
-    if (f->err == CML_OK)
-        f->err = cml_dataset_add(f->ds, text, label, 0);
-}
 
 /* Flattens hyperparameters ({"k": v} or {"member": {"k": v}}) into KEY=VALUE strings, validated. */
 static bool collect_params(http_req *r, json_object *hp, cml_model_type type, char **out,
@@ -82,62 +66,8 @@ static bool collect_params(http_req *r, json_object *hp, cml_model_type type, ch
     return true;
 }
 
-static void new_task_id(char out[40]) {
-    uint8_t raw[8];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        memset(raw, 0x42, sizeof raw);
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    size_t n = strftime(out, 40, "job-%Y%m%d%H%M%S-", &tm);
-    for (int i = 0; i < 4; i++)
-        snprintf(out + n + 2 * i, 3, "%02x", raw[i]);
-}
-
-/* An optional boolean field (absent or null leaves *out); answers 400 when of another type. */
-static bool bool_field(http_req *r, json_object *body, const char *key, bool *out) {
-    json_object *v;
-    if (!json_object_object_get_ex(body, key, &v) || json_object_is_type(v, json_type_null))
-        return true;
-    if (!json_object_is_type(v, json_type_boolean)) {
-        char detail[128];
-        snprintf(detail, sizeof detail, "Field '%s' must be true or false.", key);
-        http_send_error(r, 400, "wrong_type", detail, NULL);
-        return false;
-    }
-    *out = json_object_get_boolean(v);
-    return true;
-}
-
-/*
- * Removes the data files in jobs/ of jobs that have ended. Each job's watcher removes its own
- * file, but only if its worker outlives the trainer: a worker stopped or killed while (or just
- * after) its job ran leaves the file behind. A file whose task has no job row yet belongs to a
- * request still on its way to starting (or refusing) its job, and is left alone.
- */
-static void sweep_job_data(service *svc, const char *dir, const char *own_task) {
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char task[40], path[4400];
-        size_t n = strlen(e->d_name);
-        if (n <= 4 || n - 4 >= sizeof task || strcmp(e->d_name + n - 4, ".csv") != 0)
-            continue;
-        snprintf(task, sizeof task, "%.*s", (int)(n - 4), e->d_name);
-        cml_job job;
-        if (strcmp(task, own_task) == 0 || cml_state_job_get(svc->state, task, &job) != CML_OK ||
-            strcmp(job.status, "running") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-}
-
-handler_result handle_retrain(service *svc, http_req *r, const char *param) {
-    (void)param;
+handler_result handle_retrain(service *svc, http_req *r, const route_args *args) {
+    (void)args;
     bool bad = false, use_azure = false, include_feedback = false;
     json_object *body = NULL, *hp = NULL;
     const char *csv = NULL;
@@ -160,16 +90,16 @@ handler_result handle_retrain(service *svc, http_req *r, const char *param) {
         csv = r->body;
         csv_len = r->body_len;
     } else {
-        if ((body = handler_json_body(r, true)) == NULL)
+        if ((body = request_json_body(r, true)) == NULL)
             goto done;
-        const char *t = handler_string_field(r, body, "model_type", &bad);
-        csv = bad ? NULL : handler_string_field(r, body, "data", &bad);
+        const char *t = request_string_field(r, body, "model_type", &bad);
+        csv = bad ? NULL : request_string_field(r, body, "data", &bad);
         if (bad)
             goto done;
         snprintf(type_name, sizeof type_name, "%s", t ? t : "");
         csv_len = csv ? strlen(csv) : 0;
-        if (!bool_field(r, body, "use_azure", &use_azure) ||
-            !bool_field(r, body, "include_feedback", &include_feedback))
+        if (!request_bool_field(r, body, "use_azure", &use_azure) ||
+            !request_bool_field(r, body, "include_feedback", &include_feedback))
             goto done;
         if (json_object_object_get_ex(body, "hyperparameters", &hp) &&
             !json_object_is_type(hp, json_type_null) &&
@@ -195,121 +125,61 @@ handler_result handle_retrain(service *svc, http_req *r, const char *param) {
         !collect_params(r, hp, type, params, &n_params))
         goto done;
 
-    /* The data: uploaded, else blob storage's training_data.csv, else the bundled set. */
-    cml_err err;
-    if (csv != NULL) {
-        err = cml_csv_parse(csv, csv_len, NULL, &ds, &d);
-    } else if (use_azure && !svc->cfg.use_azure_storage) {
+    service_retrain_data req = {.type = type,
+                                .csv = csv,
+                                .csv_len = csv_len,
+                                .use_azure = use_azure,
+                                .include_feedback = include_feedback,
+                                .params = params,
+                                .n_params = n_params};
+    switch (service_retrain_data_load(svc, &req, &ds, &d)) {
+    case CML_OK:
+        break;
+    case CML_ERR_CONFIG:
         http_send_error(r, 400, "storage_disabled",
                         "use_azure needs blob storage, which this instance does not use.", NULL);
         goto done;
-    } else if (use_azure) {
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s/training_data.%ld.csv", svc->cfg.state_dir, (long)getpid());
-        err = storage_fetch_training_data(svc, tmp, &d);
-        if (err == CML_OK)
-            err = cml_csv_read_file(tmp, NULL, &ds, &d);
-        unlink(tmp);
-        if (err == CML_ERR_NOT_FOUND || err == CML_ERR_STORAGE) {
-            http_send_error(r, err == CML_ERR_NOT_FOUND ? 400 : 503,
-                            err == CML_ERR_NOT_FOUND ? "no_training_data" : "storage_unreachable",
-                            err == CML_ERR_NOT_FOUND
-                                ? "Blob storage holds no training_data.csv; send data instead."
-                                : "Blob storage cannot be reached; try again or send data.",
-                            err == CML_ERR_NOT_FOUND ? NULL : "Retry-After: 30");
-            goto done;
-        }
-    } else {
-        err = cml_csv_read_file(svc->cfg.training_data, NULL, &ds, &d);
-    }
-    if (err != CML_OK) {
-        char detail[320];
-        snprintf(detail, sizeof detail, "The training data is unusable: %s.",
-                 d.msg[0] ? d.msg : cml_strerror(err));
-        http_send_error(r, 400, "bad_training_data", detail, NULL);
+    case CML_ERR_NOT_FOUND:
+        http_send_error(r, 400, "no_training_data",
+                        "Blob storage holds no training_data.csv; send data instead.", NULL);
         goto done;
-    }
-    if (include_feedback) {
-        feedback_sink sink = {.ds = ds, .err = CML_OK};
-        if (cml_state_each_feedback(svc->state, add_feedback_row, &sink) != CML_OK ||
-            sink.err != CML_OK) {
-            http_send_error(r, 500, "storage_failed", "The stored feedback could not be read.",
-                            NULL);
-            goto done;
-        }
-    }
-    cml_train_options check;
-    cml_train_options_init(&check, type);
-    for (size_t i = 0; i < n_params; i++) {
-        char key[160];
-        const char *eq = strchr(params[i], '=');
-        snprintf(key, sizeof key, "%.*s", (int)(eq - params[i]), params[i]);
-        cml_hyperparam_set(&check, key, eq + 1, NULL);
-    }
-    if (cml_train_check(ds, &check, &d) != CML_OK) {
+    case CML_ERR_STORAGE:
+        http_send_error(r, 503, "storage_unreachable",
+                        "Blob storage cannot be reached; try again or send data.",
+                        "Retry-After: 30");
+        goto done;
+    case CML_ERR_IO:
+        http_send_error(r, 500, "storage_failed", "The stored feedback could not be read.", NULL);
+        goto done;
+    default: {
         char detail[320];
         snprintf(detail, sizeof detail, "The training data is unusable: %s.", d.msg);
         http_send_error(r, 400, "bad_training_data", detail, NULL);
         goto done;
     }
-
-    /* The job's own copy of its data, written whole before the job exists. */
-    char task_id[40], dir[4096], path[4200];
-    new_task_id(task_id);
-    snprintf(dir, sizeof dir, "%s/jobs", svc->cfg.state_dir);
-    mkdir(dir, 0755);
-    snprintf(path, sizeof path, "%s/%s.csv", dir, task_id);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    err = mem ? cml_csv_write(mem, ds) : CML_ERR_NOMEM;
-    if (mem)
-        fclose(mem);
-    if (err == CML_OK)
-        err = cml_write_file_atomic(path, buf, len, &d);
-    free(buf);
-    if (err != CML_OK) {
+    }
+    service_retrain_job job;
+    switch (service_start_retrain(svc, &req, ds, &job, &d)) {
+    case CML_OK:
+        break;
+    case CML_ERR_IO:
         http_send_error(r, 500, "storage_failed", "The job's data could not be written.", NULL);
         goto done;
-    }
-    cml_job job;
-    memset(&job, 0, sizeof job);
-    snprintf(job.task_id, sizeof job.task_id, "%s", task_id);
-    snprintf(job.model_type, sizeof job.model_type, "%s", type_name);
-    snprintf(job.current_task, sizeof job.current_task, "queued");
-    job.start_time = (int64_t)time(NULL);
-    err = cml_state_job_start(svc->state, &job);
-    if (err == CML_ERR_CONFLICT) {
-        unlink(path);
+    case CML_ERR_CONFLICT:
         http_send_error(r, 409, "training_in_progress", "A training job is already running.", NULL);
         goto done;
-    }
-    if (err == CML_OK)
-        err = training_job_spawn(svc, task_id, type_name, path, params, n_params, &d);
-    if (err != CML_OK) {
-        cml_state_job_finish(svc->state, task_id, "failed", "the trainer could not be started",
-                             NULL);
-        unlink(path);
+    default:
         http_send_error(r, 500, "training_not_started", "The training job could not be started.",
                         NULL);
         goto done;
     }
-    sweep_job_data(svc, dir, task_id);
-    cml_history_entry *hist = NULL;
-    size_t nh = 0;
-    double estimate = type == CML_MODEL_ENSEMBLE ? 15.0 : 5.0;
-    if (cml_state_list_history(svc->state, type_name, 1, &hist, &nh) == CML_OK && nh == 1 &&
-        hist[0].training_time > 0)
-        estimate =
-            hist[0].training_time * ((double)ds->n / (double)(hist[0].n_train + hist[0].n_test));
-    cml_history_free(hist, nh);
     json_object *o = json_object_new_object();
     char msg[160];
     snprintf(msg, sizeof msg, "Training a %s model on %zu rows.", type_name, ds->n);
-    json_object_object_add(o, "task_id", json_object_new_string(task_id));
+    json_object_object_add(o, "task_id", json_object_new_string(job.task_id));
     json_object_object_add(o, "status", json_object_new_string("started"));
     json_object_object_add(o, "message", json_object_new_string(msg));
-    json_object_object_add(o, "estimated_time", json_object_new_double(estimate));
+    json_object_object_add(o, "estimated_time", json_object_new_double(job.estimated_s));
     json_object_object_add(o, "n_rows", json_object_new_int64((int64_t)ds->n));
     http_send_json(r, 202, o);
 done:
@@ -331,17 +201,18 @@ static json_object *job_json(const cml_job *j) {
     json_object_object_add(o, "progress", json_object_new_double(j->progress));
     json_object_object_add(o, "current_task", json_object_new_string(j->current_task));
     json_object_object_add(o, "start_time",
-                           json_object_new_string(handler_iso_time(j->start_time, ts, sizeof ts)));
+                           json_object_new_string(response_iso_time(j->start_time, ts, sizeof ts)));
     json_object_object_add(
         o, "finished_at",
-        j->finished_at ? json_object_new_string(handler_iso_time(j->finished_at, ts, sizeof ts))
+        j->finished_at ? json_object_new_string(response_iso_time(j->finished_at, ts, sizeof ts))
                        : NULL);
     json_object_object_add(o, "error", j->error[0] ? json_object_new_string(j->error) : NULL);
     json_object_object_add(o, "version", j->version[0] ? json_object_new_string(j->version) : NULL);
     return o;
 }
 
-handler_result handle_training_status(service *svc, http_req *r, const char *task_id) {
+handler_result handle_training_status(service *svc, http_req *r, const route_args *args) {
+    const char *task_id = args->param;
     cml_job job;
     cml_err err = task_id ? cml_state_job_get(svc->state, task_id, &job)
                           : cml_state_job_latest(svc->state, &job);
@@ -383,19 +254,19 @@ static json_object *metrics_json(const cml_metrics *m) {
     return o;
 }
 
-handler_result handle_evaluate(service *svc, http_req *r, const char *param) {
-    (void)param;
+handler_result handle_evaluate(service *svc, http_req *r, const route_args *args) {
+    (void)args;
     bool bad = false;
     cml_model *m = NULL;
     cml_dataset *ds = NULL;
     cml_metrics met = {0};
     cml_diag d = {{0}};
-    json_object *body = handler_json_body(r, false);
+    json_object *body = request_json_body(r, false);
     if (r->answered)
         return HANDLER_DONE;
-    const char *type_name = handler_string_field(r, body, "model_type", &bad);
-    const char *version = bad ? NULL : handler_string_field(r, body, "version", &bad);
-    const char *csv = bad ? NULL : handler_string_field(r, body, "data", &bad);
+    const char *type_name = request_string_field(r, body, "model_type", &bad);
+    const char *version = bad ? NULL : request_string_field(r, body, "version", &bad);
+    const char *csv = bad ? NULL : request_string_field(r, body, "data", &bad);
     if (bad)
         goto done;
     cml_model_type type = (cml_model_type)atomic_load(&svc->active_type);
@@ -424,7 +295,7 @@ handler_result handle_evaluate(service *svc, http_req *r, const char *param) {
                             "Retry-After: 30");
             goto done;
         }
-    } else if ((m = handler_model(r, svc, type)) == NULL) {
+    } else if ((m = request_model(r, svc, type)) == NULL) {
         goto done;
     }
     const cml_dataset *data = m->holdout;
@@ -480,7 +351,7 @@ handler_result handle_evaluate(service *svc, http_req *r, const char *param) {
     json_object_object_add(o, "classification_report", rep);
     json_object_object_add(o, "loss", json_object_new_double(met.log_loss));
     json_object_object_add(o, "timestamp",
-                           json_object_new_string(handler_iso_time(time(NULL), ts, sizeof ts)));
+                           json_object_new_string(response_iso_time(time(NULL), ts, sizeof ts)));
     cml_state_add_evaluation(svc->state, cml_model_type_name(m->type), m->version, (int64_t)met.n,
                              json_object_to_json_string_ext(mj, JSON_C_TO_STRING_PLAIN));
     http_send_json(r, 200, o);
@@ -492,8 +363,8 @@ done:
     return HANDLER_DONE;
 }
 
-handler_result handle_history(service *svc, http_req *r, const char *param) {
-    (void)param;
+handler_result handle_history(service *svc, http_req *r, const route_args *args) {
+    (void)args;
     char buf[64], ts[32];
     long limit = 10;
     const char *type = NULL;
@@ -533,7 +404,7 @@ handler_result handle_history(service *svc, http_req *r, const char *param) {
         json_object_object_add(o, "version", json_object_new_string(h[i].version));
         json_object_object_add(
             o, "timestamp",
-            json_object_new_string(handler_iso_time(h[i].timestamp, ts, sizeof ts)));
+            json_object_new_string(response_iso_time(h[i].timestamp, ts, sizeof ts)));
         json_object_object_add(o, "metrics", metrics);
         json_object_object_add(o, "training_time", json_object_new_double(h[i].training_time));
         json_object_object_add(o, "n_train", json_object_new_int64(h[i].n_train));
@@ -625,15 +496,15 @@ static json_object *side_json(const side *s) {
     json_object_object_add(o, "f1_score", json_object_new_double(s->f1));
     json_object_object_add(o, "training_time", json_object_new_double(s->train_s));
     json_object_object_add(o, "timestamp",
-                           json_object_new_string(handler_iso_time(s->ts, ts, sizeof ts)));
+                           json_object_new_string(response_iso_time(s->ts, ts, sizeof ts)));
     json_object_object_add(o, "version", json_object_new_string(s->version));
     if (isfinite(s->latency_ms))
         json_object_object_add(o, "latency_ms", json_object_new_double(s->latency_ms));
     return o;
 }
 
-handler_result handle_comparison(service *svc, http_req *r, const char *param) {
-    (void)param;
+handler_result handle_comparison(service *svc, http_req *r, const route_args *args) {
+    (void)args;
     side e = side_of(svc, CML_MODEL_ENSEMBLE), c = side_of(svc, CML_MODEL_CLASSIC);
     json_object *o = json_object_new_object(), *rec = NULL;
     json_object_object_add(o, "ensemble", side_json(&e));

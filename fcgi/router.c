@@ -2,49 +2,49 @@
 
 #include "router.h"
 
-#include <arpa/inet.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "handlers.h"
 #include "ops/service_log.h"
 #include "ops/prom.h"
 
 enum { GET = 1, POST = 2 };
-enum { ROUTE_ADMIN = 1, ROUTE_BODY = 2 };
+enum { ROUTE_ADMIN = 1, ROUTE_BODY = 2, ROUTE_QUERY_TEXT = 4 };
+enum { ACTIVE = 0, CLASSIC = CML_MODEL_CLASSIC, ENSEMBLE = CML_MODEL_ENSEMBLE };
 
 typedef struct route {
     int method;
     const char *path; /* a trailing "/{id}" matches one more segment, handed to the handler */
     route_handler handler;
     int flags;
+    int type; /* the model type the route serves; ACTIVE: the active one (or the body's) */
 } route;
 
 static const route routes[] = {
-    {POST, "/api/v1/models/select", handle_select, ROUTE_ADMIN | ROUTE_BODY},
-    {GET, "/api/v1/models/current", handle_current, 0},
-    {GET, "/api/v1/models", handle_models, 0},
-    {POST, "/api/v1/models/classify", handle_classify_v1, ROUTE_BODY},
-    {POST, "/api/v1/models/retrain", handle_retrain, ROUTE_ADMIN | ROUTE_BODY},
-    {GET, "/api/v1/models/training/status", handle_training_status, 0},
-    {GET, "/api/v1/models/training/status/{id}", handle_training_status, 0},
-    {POST, "/api/v1/models/evaluate", handle_evaluate, ROUTE_ADMIN | ROUTE_BODY},
-    {GET, "/api/v1/models/performance/history", handle_history, 0},
-    {GET, "/api/v1/models/comparison", handle_comparison, 0},
-    {POST, "/api/classify", handle_classify_classic, ROUTE_BODY},
-    {POST, "/api/v1/classify", handle_classify_classic, ROUTE_BODY},
-    {POST, "/classify_response", handle_classify_classic, ROUTE_BODY},
-    {POST, "/api/v2/classify/ensemble", handle_classify_ensemble, ROUTE_BODY},
-    {POST, "/api/v1/classify/response", handle_classify_ensemble, ROUTE_BODY},
-    {POST, "/api/v1/classify/batch", handle_batch_v1, ROUTE_BODY},
-    {POST, "/api/v2/classify/batch", handle_batch_v2, ROUTE_BODY},
-    {POST, "/api/feedback", handle_feedback, ROUTE_BODY},
-    {POST, "/save_feedback", handle_feedback, ROUTE_BODY},
-    {GET, "/api/health", handle_health, 0},
-    {GET, "/api/ready", handle_ready, 0},
-    {GET, "/metrics", handle_metrics, 0},
+    {POST, "/api/v1/models/select", handle_select, ROUTE_ADMIN | ROUTE_BODY, ACTIVE},
+    {GET, "/api/v1/models/current", handle_current, 0, ACTIVE},
+    {GET, "/api/v1/models", handle_models, 0, ACTIVE},
+    {POST, "/api/v1/models/classify", handle_classify_v1, ROUTE_BODY, ACTIVE},
+    {POST, "/api/v1/models/retrain", handle_retrain, ROUTE_ADMIN | ROUTE_BODY, ACTIVE},
+    {GET, "/api/v1/models/training/status", handle_training_status, 0, ACTIVE},
+    {GET, "/api/v1/models/training/status/{id}", handle_training_status, 0, ACTIVE},
+    {POST, "/api/v1/models/evaluate", handle_evaluate, ROUTE_ADMIN | ROUTE_BODY, ACTIVE},
+    {GET, "/api/v1/models/performance/history", handle_history, 0, ACTIVE},
+    {GET, "/api/v1/models/comparison", handle_comparison, 0, ACTIVE},
+    {POST, "/api/classify", handle_classify_client, ROUTE_BODY | ROUTE_QUERY_TEXT, CLASSIC},
+    {POST, "/api/v1/classify", handle_classify_client, ROUTE_BODY, CLASSIC},
+    {POST, "/classify_response", handle_classify_client, ROUTE_BODY, CLASSIC},
+    {POST, "/api/v2/classify/ensemble", handle_classify_client, ROUTE_BODY, ENSEMBLE},
+    {POST, "/api/v1/classify/response", handle_classify_client, ROUTE_BODY, ENSEMBLE},
+    {POST, "/api/v1/classify/batch", handle_batch, ROUTE_BODY, CLASSIC},
+    {POST, "/api/v2/classify/batch", handle_batch, ROUTE_BODY, ENSEMBLE},
+    {POST, "/api/feedback", handle_feedback, ROUTE_BODY, ACTIVE},
+    {POST, "/save_feedback", handle_feedback, ROUTE_BODY, ACTIVE},
+    {GET, "/api/health", handle_health, 0, ACTIVE},
+    {GET, "/api/ready", handle_ready, 0, ACTIVE},
+    {GET, "/metrics", handle_metrics, 0, ACTIVE},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -62,34 +62,10 @@ static bool path_matches(const char *pattern, const char *path, const char **par
     return strcmp(pattern, path) == 0;
 }
 
-static bool is_loopback(const char *addr) {
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, addr, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, addr, &a6) == 1) {
-        if (IN6_IS_ADDR_LOOPBACK(&a6))
-            return true;
-        if (IN6_IS_ADDR_V4MAPPED(&a6))
-            return a6.s6_addr[12] == 127;
-    }
-    return false;
-}
-
-/* Constant-time check of the presented key against the configured one (by their SHA-256). */
-static bool key_matches(const service *svc, const char *presented) {
-    unsigned char h[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (presented == NULL ||
-        EVP_Digest(presented, strlen(presented), h, &len, EVP_sha256(), NULL) != 1 || len != 32)
-        return false;
-    return CRYPTO_memcmp(h, svc->api_key_sha256, 32) == 0;
-}
-
 /* Admin routes: a valid key when one is configured, else a loopback client. */
-static bool admin_allowed(service *svc, http_req *r) {
-    if (!svc->have_api_key) {
-        if (is_loopback(r->remote_addr))
+static bool admin_allowed(const access_policy *access, http_req *r) {
+    if (!access->have_api_key) {
+        if (access_is_loopback(r->remote_addr))
             return true;
         http_send_error(r, 403, "forbidden",
                         "Admin routes are open only to local clients when no API key is set.",
@@ -98,9 +74,9 @@ static bool admin_allowed(service *svc, http_req *r) {
     }
     const char *auth = http_header(r, "AUTHORIZATION");
     const char *key = http_header(r, "X_API_KEY");
-    bool ok = key_matches(svc, key);
+    bool ok = access_key_matches(access, key);
     if (!ok && auth && strncasecmp(auth, "Bearer ", 7) == 0)
-        ok = key_matches(svc, auth + 7);
+        ok = access_key_matches(access, auth + 7);
     if (!ok)
         http_send_error(r, 401, "unauthorized",
                         "This route needs the admin key in Authorization: Bearer or X-API-Key.",
@@ -108,19 +84,9 @@ static bool admin_allowed(service *svc, http_req *r) {
     return ok;
 }
 
-static bool origin_allowed(const service *svc, const char *origin, bool admin) {
-    char needle[512];
-    if (origin == NULL)
-        return false;
-    snprintf(needle, sizeof needle, ",%s,", origin);
-    if (svc->cors[0] && strstr(svc->cors, needle) != NULL)
-        return true;
-    return svc->cors_any && !admin; /* admin routes never answer a wildcard origin */
-}
-
-static void preflight(service *svc, http_req *r, int methods, bool admin) {
+static void preflight(const access_policy *access, http_req *r, int methods, bool admin) {
     char allow[256];
-    r->cors_allowed = origin_allowed(svc, r->origin, admin);
+    r->cors_allowed = access_origin_allowed(access, r->origin, admin);
     if (!r->cors_allowed) {
         http_send_raw(r, 204, NULL, NULL, 0, NULL);
         return;
@@ -134,7 +100,7 @@ static void preflight(service *svc, http_req *r, int methods, bool admin) {
     http_send_raw(r, 204, NULL, NULL, 0, allow);
 }
 
-static void dispatch(service *svc, http_req *r) {
+static void dispatch(service *svc, const access_policy *access, http_req *r) {
     int method = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD") ? GET
                  : !strcmp(r->method, "POST")                            ? POST
                                                                          : 0;
@@ -160,7 +126,7 @@ static void dispatch(service *svc, http_req *r) {
     }
     if (!strcmp(r->method, "OPTIONS")) {
         r->route = "preflight";
-        preflight(svc, r, methods_for_path, admin_path);
+        preflight(access, r, methods_for_path, admin_path);
         return;
     }
     if (hit == NULL) {
@@ -174,8 +140,8 @@ static void dispatch(service *svc, http_req *r) {
         return;
     }
     r->route = hit->path;
-    r->cors_allowed = origin_allowed(svc, r->origin, hit->flags & ROUTE_ADMIN);
-    if ((hit->flags & ROUTE_ADMIN) && !admin_allowed(svc, r))
+    r->cors_allowed = access_origin_allowed(access, r->origin, hit->flags & ROUTE_ADMIN);
+    if ((hit->flags & ROUTE_ADMIN) && !admin_allowed(access, r))
         return;
     if ((hit->flags & ROUTE_BODY) && r->content_length != 0 &&
         !http_read_body(r, svc->cfg.max_body_bytes)) {
@@ -190,14 +156,17 @@ static void dispatch(service *svc, http_req *r) {
         return;
     }
     service_sync(svc);
-    if (hit->handler(svc, r, param) != HANDLER_DONE || !r->answered)
+    route_args args = {.param = param,
+                       .type = (cml_model_type)hit->type,
+                       .query_text = (hit->flags & ROUTE_QUERY_TEXT) != 0};
+    if (hit->handler(svc, r, &args) != HANDLER_DONE || !r->answered)
         http_send_error(r, 500, "internal_error", "An internal fault stopped this request.", NULL);
 }
 
-void router_serve(service *svc, FCGX_Request *fcgi) {
+void router_serve(service *svc, const access_policy *access, FCGX_Request *fcgi) {
     http_req r;
     http_req_init(&r, fcgi);
-    dispatch(svc, &r);
+    dispatch(svc, access, &r);
     double secs = http_elapsed(&r);
     cml_prom_request(r.route ? r.route : "unknown", r.model, r.version, r.status, secs);
     if (cml_log_enabled(CML_LOG_INFO)) {

@@ -13,33 +13,45 @@
 #define CML_STORAGE_SYNC_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
-#include "service.h"
+#include "base/cml_error.h"
+#include "model/model.h"
+#include "ops/service_config.h"
+#include "state/shared_state.h"
+
+/* What storage sync needs of the service: its configuration and its shared state. */
+typedef struct storage_ctx {
+    const cml_config *cfg;
+    cml_state *state;
+} storage_ctx;
 
 /* Opens the store (a bad connection string is fatal; an unreachable store is not). */
-cml_err storage_open(service *svc, cml_diag *diag);
+cml_err storage_open(const storage_ctx *ctx, cml_diag *diag);
 
 /* Start-up, before local training: downloads each type's latest model the cache lacks. */
-void storage_pull_models(service *svc);
+void storage_pull_models(const storage_ctx *ctx);
 
 /* Start-up, after local training: publishes types the store lacks; adopts the fleet's selection. */
-void storage_publish_and_adopt(service *svc);
+void storage_publish_and_adopt(const storage_ctx *ctx);
 
 /* Starts and stops the background sync thread of this worker. */
-void storage_start_thread(service *svc);
-void storage_stop_thread(service *svc);
+void storage_start_thread(const storage_ctx *ctx);
+void storage_stop_thread(const storage_ctx *ctx);
 
 /* Writes this instance's selection to active.json now (best effort; the sync retries). */
-void storage_push_selection(service *svc);
+void storage_push_selection(const storage_ctx *ctx);
 
 /* Brings one version from the blob store into the cache (a rollback to a version not here). */
-cml_err storage_fetch_version(service *svc, cml_model_type type, const char *version,
+cml_err storage_fetch_version(const storage_ctx *ctx, cml_model_type type, const char *version,
                               cml_diag *diag);
 
 /* Downloads training_data.csv to path for a retrain with use_azure. */
-cml_err storage_fetch_training_data(service *svc, const char *path, cml_diag *diag);
+cml_err storage_fetch_training_data(const storage_ctx *ctx, const char *path, cml_diag *diag);
 
 /* The store's status for /api/health: reachable, last successful sync, reason when not. */
-void storage_status(service *svc, bool *reachable, int64_t *last_sync, char *reason, size_t cap);
+void storage_status(const storage_ctx *ctx, bool *reachable, int64_t *last_sync, char *reason,
+                    size_t cap);
 
 #endif

@@ -22,6 +22,7 @@
 #include "model/model_file.h"
 #include "ops/service_log.h"
 #include "ops/prom.h"
+#include "build_types.h"
 
 typedef struct storage {
     pthread_mutex_t lock;  /* one sync at a time in this process */
@@ -70,49 +71,50 @@ static void export_stats(void) {
 }
 
 /* Records the outcome of a round with storage for every worker's /api/health. */
-static void set_reachable(service *svc, bool ok, const char *reason) {
+static void set_reachable(const storage_ctx *ctx, bool ok, const char *reason) {
     char now[24];
-    cml_state_set_status(svc->state, "storage_reachable", ok ? "1" : "0");
+    cml_state_set_status(ctx->state, "storage_reachable", ok ? "1" : "0");
     if (ok) {
         snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-        cml_state_set_status(svc->state, "storage_last_sync", now);
-        cml_state_set_status(svc->state, "storage_error", "");
+        cml_state_set_status(ctx->state, "storage_last_sync", now);
+        cml_state_set_status(ctx->state, "storage_error", "");
     } else {
-        cml_state_set_status(svc->state, "storage_error", reason ? reason : "unreachable");
+        cml_state_set_status(ctx->state, "storage_error", reason ? reason : "unreachable");
         cml_log(CML_LOG_WARN, "storage_unreachable", "reason", reason ? reason : "", NULL);
     }
 }
 
-void storage_status(service *svc, bool *reachable, int64_t *last_sync, char *reason, size_t cap) {
+void storage_status(const storage_ctx *ctx, bool *reachable, int64_t *last_sync, char *reason,
+                    size_t cap) {
     char v[32];
     *reachable = true;
     *last_sync = 0;
     reason[0] = '\0';
-    if (!svc->cfg.use_azure_storage)
+    if (!ctx->cfg->use_azure_storage)
         return;
-    if (cml_state_get_status(svc->state, "storage_reachable", v, sizeof v, NULL) == CML_OK)
+    if (cml_state_get_status(ctx->state, "storage_reachable", v, sizeof v, NULL) == CML_OK)
         *reachable = strcmp(v, "1") == 0;
-    if (cml_state_get_status(svc->state, "storage_last_sync", v, sizeof v, NULL) == CML_OK)
+    if (cml_state_get_status(ctx->state, "storage_last_sync", v, sizeof v, NULL) == CML_OK)
         *last_sync = strtoll(v, NULL, 10);
     if (!*reachable)
-        cml_state_get_status(svc->state, "storage_error", reason, cap, NULL);
+        cml_state_get_status(ctx->state, "storage_error", reason, cap, NULL);
 }
 
 /* Opens the store if it is not open yet; CML_ERR_CONFIG for a connection string that cannot work.
  */
-static cml_err open_store(service *svc, cml_diag *diag) {
+static cml_err open_store(const storage_ctx *ctx, cml_diag *diag) {
     if (S.store != NULL)
         return CML_OK;
     cml_blob_store_options o;
     cml_blob_store_options_init(&o);
-    o.connection_string = svc->cfg.azure_connection_string;
-    o.container = svc->cfg.azure_container;
-    o.ensemble_pointer = svc->cfg.ensemble_latest_blob;
-    o.classic_pointer = svc->cfg.classic_latest_blob;
-    if (svc->cfg.azure_ca_path[0])
-        o.client.ca_path = svc->cfg.azure_ca_path;
+    o.connection_string = ctx->cfg->azure_connection_string;
+    o.container = ctx->cfg->azure_container;
+    o.ensemble_pointer = ctx->cfg->ensemble_latest_blob;
+    o.classic_pointer = ctx->cfg->classic_latest_blob;
+    if (ctx->cfg->azure_ca_path[0])
+        o.client.ca_path = ctx->cfg->azure_ca_path;
     /* On App Service, a connection string without a key or SAS means the managed identity. */
-    const char *cs = svc->cfg.azure_connection_string;
+    const char *cs = ctx->cfg->azure_connection_string;
     o.client.use_managed_identity = getenv("IDENTITY_ENDPOINT") != NULL &&
                                     strstr(cs, "AccountKey=") == NULL &&
                                     strstr(cs, "SharedAccessSignature=") == NULL;
@@ -121,40 +123,42 @@ static cml_err open_store(service *svc, cml_diag *diag) {
 }
 
 /* Opens the store if needed; false when storage cannot be reached. */
-static bool ensure_open(service *svc, cml_diag *diag) { return open_store(svc, diag) == CML_OK; }
+static bool ensure_open(const storage_ctx *ctx, cml_diag *diag) {
+    return open_store(ctx, diag) == CML_OK;
+}
 
-cml_err storage_open(service *svc, cml_diag *diag) {
-    if (!svc->cfg.use_azure_storage)
+cml_err storage_open(const storage_ctx *ctx, cml_diag *diag) {
+    if (!ctx->cfg->use_azure_storage)
         return CML_OK;
     /* The training job (a separate program) finds the store in its environment. */
-    if (getenv("AZURE_STORAGE_CONNECTION_STRING") == NULL && svc->cfg.azure_connection_string[0])
-        setenv("AZURE_STORAGE_CONNECTION_STRING", svc->cfg.azure_connection_string, 1);
-    setenv("AZURE_STORAGE_CONTAINER", svc->cfg.azure_container, 1);
-    setenv("ENSEMBLE_LATEST_BLOB", svc->cfg.ensemble_latest_blob, 1);
-    setenv("CLASSIC_LATEST_BLOB", svc->cfg.classic_latest_blob, 1);
+    if (getenv("AZURE_STORAGE_CONNECTION_STRING") == NULL && ctx->cfg->azure_connection_string[0])
+        setenv("AZURE_STORAGE_CONNECTION_STRING", ctx->cfg->azure_connection_string, 1);
+    setenv("AZURE_STORAGE_CONTAINER", ctx->cfg->azure_container, 1);
+    setenv("ENSEMBLE_LATEST_BLOB", ctx->cfg->ensemble_latest_blob, 1);
+    setenv("CLASSIC_LATEST_BLOB", ctx->cfg->classic_latest_blob, 1);
     cml_diag d = {{0}};
-    cml_err err = open_store(svc, &d);
+    cml_err err = open_store(ctx, &d);
     /* A connection string that cannot work stops start-up; an unreachable store does not. */
     if (err == CML_ERR_CONFIG || err == CML_ERR_INVALID)
         return cml_diag_set(diag, CML_ERR_CONFIG, "azure_storage_connection_string: %s", d.msg);
     if (err != CML_OK)
-        set_reachable(svc, false, d.msg);
+        set_reachable(ctx, false, d.msg);
     return CML_OK;
 }
 
 /* Registers a model that came from the store in the catalog and the history. */
-static void record_download(service *svc, const cml_blob_sync_result *res) {
-    cml_catalog_record(svc->state, res->model, true, true);
+static void record_download(const storage_ctx *ctx, const cml_blob_sync_result *res) {
+    cml_catalog_record(ctx->state, res->model, true, true);
     cml_history_entry *h = NULL;
     size_t n = 0;
     bool known = false;
     const char *name = cml_model_type_name(res->type);
-    if (cml_state_list_history(svc->state, name, 0, &h, &n) == CML_OK)
+    if (cml_state_list_history(ctx->state, name, 0, &h, &n) == CML_OK)
         for (size_t i = 0; i < n && !known; i++)
             known = strcmp(h[i].version, res->version) == 0;
     cml_history_free(h, n);
     if (!known)
-        cml_catalog_add_history(svc->state, res->model, NULL);
+        cml_catalog_add_history(ctx->state, res->model, NULL);
     cml_log(CML_LOG_INFO, "model_downloaded", "model", name, "version", res->version, NULL);
 }
 
@@ -174,7 +178,7 @@ static bool still_refused(cml_model_type t, char etag[CML_BLOB_ETAG_MAX], cml_er
 }
 
 /* One type: bring the store's latest into the cache. True when storage answered. */
-static bool pull_type(service *svc, cml_model_type t, bool *changed, cml_diag *diag) {
+static bool pull_type(const storage_ctx *ctx, cml_model_type t, bool *changed, cml_diag *diag) {
     cml_blob_sync_result res;
     char head_etag[CML_BLOB_ETAG_MAX] = "";
     if (S.refused[t]) {
@@ -188,7 +192,7 @@ static bool pull_type(service *svc, cml_model_type t, bool *changed, cml_diag *d
     }
     memset(&res, 0, sizeof res);
     cml_err err =
-        cml_blob_store_ensure_local(S.store, t, svc->cfg.model_cache_dir,
+        cml_blob_store_ensure_local(S.store, t, ctx->cfg->model_cache_dir,
                                     S.pointer_etag[t][0] ? S.pointer_etag[t] : NULL, &res, diag);
     bool answered = err == CML_OK || err == CML_ERR_CHECKSUM || err == CML_ERR_FORMAT ||
                     err == CML_ERR_INVALID || err == CML_ERR_VERSION;
@@ -198,7 +202,7 @@ static bool pull_type(service *svc, cml_model_type t, bool *changed, cml_diag *d
         snprintf(S.pointer_etag[t], sizeof S.pointer_etag[t], "%s", res.etag);
         S.store_had_model[t] = res.status != CML_BLOB_SYNC_NO_MODEL;
         if (res.status == CML_BLOB_SYNC_DOWNLOADED) {
-            record_download(svc, &res);
+            record_download(ctx, &res);
             *changed = true;
         } else if (res.status == CML_BLOB_SYNC_PRESENT) {
             *changed = true; /* the local latest pointer may have moved */
@@ -215,16 +219,16 @@ static bool pull_type(service *svc, cml_model_type t, bool *changed, cml_diag *d
     return answered;
 }
 
-void storage_pull_models(service *svc) {
-    if (!svc->cfg.use_azure_storage)
+void storage_pull_models(const storage_ctx *ctx) {
+    if (!ctx->cfg->use_azure_storage)
         return;
     pthread_mutex_lock(&S.lock);
     cml_diag d = {{0}};
-    bool ok = ensure_open(svc, &d), changed = false;
+    bool ok = ensure_open(ctx, &d), changed = false;
     for (size_t i = 0; ok && i < 2; i++)
         if (service_type_available(types[i]))
-            ok = pull_type(svc, types[i], &changed, &d);
-    set_reachable(svc, ok, d.msg);
+            ok = pull_type(ctx, types[i], &changed, &d);
+    set_reachable(ctx, ok, d.msg);
     pthread_mutex_unlock(&S.lock);
 }
 
@@ -236,10 +240,10 @@ static bool take_local(void *ctx, cml_selection *sel, bool exists) {
 }
 
 /* Reconciles active.json with the local selection; the newer one wins. Caller holds S.lock. */
-static bool sync_selection(service *svc, bool startup, cml_diag *diag) {
+static bool sync_selection(const storage_ctx *ctx, bool startup, cml_diag *diag) {
     cml_selection local, remote;
     bool not_modified = false;
-    if (cml_state_get_selection(svc->state, &local) != CML_OK)
+    if (cml_state_get_selection(ctx->state, &local) != CML_OK)
         return true;
     memset(&remote, 0, sizeof remote);
     cml_err err = cml_blob_store_read_active(S.store, startup ? NULL : S.active_etag, &remote,
@@ -270,13 +274,13 @@ static bool sync_selection(service *svc, bool startup, cml_diag *diag) {
                 continue;
             cml_blob_sync_result res;
             memset(&res, 0, sizeof res);
-            if (cml_blob_store_fetch_version(S.store, types[i], pin, svc->cfg.model_cache_dir,
+            if (cml_blob_store_fetch_version(S.store, types[i], pin, ctx->cfg->model_cache_dir,
                                              false, &res, diag) == CML_OK &&
                 res.model)
-                cml_catalog_record(svc->state, res.model, true, true);
+                cml_catalog_record(ctx->state, res.model, true, true);
             cml_blob_sync_result_release(&res);
         }
-        cml_state_adopt_selection(svc->state, &remote);
+        cml_state_adopt_selection(ctx->state, &remote);
         cml_log(CML_LOG_INFO, "selection_adopted", "model", remote.active_type, NULL);
     }
     return true;
@@ -287,11 +291,11 @@ static bool sync_selection(service *svc, bool startup, cml_diag *diag) {
  * it was trained on; when another instance published first, its model is adopted (*changed).
  * CML_ERR_NOT_FOUND when the cache has no model of the type. Caller holds S.lock.
  */
-static cml_err publish_type(service *svc, cml_model_type t, bool *changed, cml_diag *d) {
+static cml_err publish_type(const storage_ctx *ctx, cml_model_type t, bool *changed, cml_diag *d) {
     cml_blob_publish_result res;
     memset(&res, 0, sizeof res);
     cml_err err =
-        cml_blob_store_publish_if_absent(S.store, t, svc->cfg.model_cache_dir, NULL, &res, d);
+        cml_blob_store_publish_if_absent(S.store, t, ctx->cfg->model_cache_dir, NULL, &res, d);
     if (err != CML_OK)
         return err;
     snprintf(S.pointer_etag[t], sizeof S.pointer_etag[t], "%s", res.pointer_etag);
@@ -301,10 +305,10 @@ static cml_err publish_type(service *svc, cml_model_type t, bool *changed, cml_d
     if (res.adopted) {
         char path[4096];
         cml_model *m = NULL;
-        cml_local_store_path(svc->cfg.model_cache_dir, cml_model_type_name(t), res.version, path,
+        cml_local_store_path(ctx->cfg->model_cache_dir, cml_model_type_name(t), res.version, path,
                              sizeof path);
         if (cml_model_load(path, &m, d) == CML_OK)
-            cml_catalog_record(svc->state, m, true, true);
+            cml_catalog_record(ctx->state, m, true, true);
         cml_model_release(m);
         *changed = true;
     } else {
@@ -312,49 +316,49 @@ static cml_err publish_type(service *svc, cml_model_type t, bool *changed, cml_d
         cml_dataset *ds = NULL;
         cml_diag rd = {{0}};
         size_t rows = 0;
-        if (cml_csv_read_file(svc->cfg.training_data, NULL, &ds, &rd) == CML_OK)
+        if (cml_csv_read_file(ctx->cfg->training_data, NULL, &ds, &rd) == CML_OK)
             rows = ds->n;
         cml_dataset_free(ds);
-        cml_blob_store_put_training_data(S.store, svc->cfg.training_data, rows, NULL, d);
+        cml_blob_store_put_training_data(S.store, ctx->cfg->training_data, rows, NULL, d);
     }
     return CML_OK;
 }
 
-void storage_publish_and_adopt(service *svc) {
-    if (!svc->cfg.use_azure_storage)
+void storage_publish_and_adopt(const storage_ctx *ctx) {
+    if (!ctx->cfg->use_azure_storage)
         return;
     pthread_mutex_lock(&S.lock);
     cml_diag d = {{0}};
-    bool ok = ensure_open(svc, &d), changed = false;
+    bool ok = ensure_open(ctx, &d), changed = false;
     for (size_t i = 0; ok && i < 2; i++) {
         cml_model_type t = types[i];
         if (!service_type_available(t) || S.store_had_model[t])
             continue;
-        cml_err err = publish_type(svc, t, &changed, &d);
+        cml_err err = publish_type(ctx, t, &changed, &d);
         ok = err == CML_OK || err == CML_ERR_NOT_FOUND;
     }
     if (ok)
-        ok = sync_selection(svc, true, &d);
-    set_reachable(svc, ok, d.msg);
+        ok = sync_selection(ctx, true, &d);
+    set_reachable(ctx, ok, d.msg);
     pthread_mutex_unlock(&S.lock);
 }
 
-void storage_push_selection(service *svc) {
-    if (!svc->cfg.use_azure_storage)
+void storage_push_selection(const storage_ctx *ctx) {
+    if (!ctx->cfg->use_azure_storage)
         return;
     pthread_mutex_lock(&S.lock);
     cml_diag d = {{0}};
     cml_selection local;
-    if (ensure_open(svc, &d) && cml_state_get_selection(svc->state, &local) == CML_OK &&
+    if (ensure_open(ctx, &d) && cml_state_get_selection(ctx->state, &local) == CML_OK &&
         cml_blob_store_update_active(S.store, take_local, &local, NULL, S.active_etag, &d) !=
             CML_OK)
         cml_log(CML_LOG_WARN, "selection_not_published", "reason", d.msg, NULL);
     pthread_mutex_unlock(&S.lock);
 }
 
-cml_err storage_fetch_training_data(service *svc, const char *path, cml_diag *diag) {
+cml_err storage_fetch_training_data(const storage_ctx *ctx, const char *path, cml_diag *diag) {
     pthread_mutex_lock(&S.lock);
-    cml_err err = ensure_open(svc, diag)
+    cml_err err = ensure_open(ctx, diag)
                       ? cml_blob_store_get_training_data(S.store, path, NULL, NULL, diag)
                       : CML_ERR_STORAGE;
     pthread_mutex_unlock(&S.lock);
@@ -362,7 +366,7 @@ cml_err storage_fetch_training_data(service *svc, const char *path, cml_diag *di
 }
 
 /* Records the versions the blob store holds, so GET /api/v1/models can list them. */
-static void record_blob_versions(service *svc) {
+static void record_blob_versions(const storage_ctx *ctx) {
     for (size_t i = 0; i < 2; i++) {
         cml_blob_version *v = NULL;
         size_t n = 0;
@@ -371,7 +375,7 @@ static void record_blob_versions(service *svc) {
             continue;
         cml_model_record *known = NULL;
         size_t nk = 0;
-        cml_state_list_models(svc->state, cml_model_type_name(types[i]), &known, &nk);
+        cml_state_list_models(ctx->state, cml_model_type_name(types[i]), &known, &nk);
         for (size_t k = 0; k < n; k++) {
             cml_model_record rec;
             memset(&rec, 0, sizeof rec);
@@ -388,72 +392,73 @@ static void record_blob_versions(service *svc) {
                     rec.created_at = (int64_t)timegm(&tm);
             }
             rec.blob = true;
-            cml_state_upsert_model(svc->state, &rec);
+            cml_state_upsert_model(ctx->state, &rec);
         }
         cml_model_records_free(known, nk);
         cml_free(v);
     }
 }
 
-cml_err storage_fetch_version(service *svc, cml_model_type type, const char *version,
+cml_err storage_fetch_version(const storage_ctx *ctx, cml_model_type type, const char *version,
                               cml_diag *diag) {
-    if (!svc->cfg.use_azure_storage)
+    if (!ctx->cfg->use_azure_storage)
         return CML_ERR_NOT_FOUND;
     pthread_mutex_lock(&S.lock);
     cml_blob_sync_result res;
     memset(&res, 0, sizeof res);
-    cml_err err = ensure_open(svc, diag)
+    cml_err err = ensure_open(ctx, diag)
                       ? cml_blob_store_fetch_version(S.store, type, version,
-                                                     svc->cfg.model_cache_dir, false, &res, diag)
+                                                     ctx->cfg->model_cache_dir, false, &res, diag)
                       : CML_ERR_STORAGE;
     if (err == CML_OK && res.model)
-        cml_catalog_record(svc->state, res.model, true, true);
+        cml_catalog_record(ctx->state, res.model, true, true);
     cml_blob_sync_result_release(&res);
     pthread_mutex_unlock(&S.lock);
     return err;
 }
 
 /* One round of the fleet sync, run by the leading worker. */
-static void sync_round(service *svc) {
+static void sync_round(const storage_ctx *ctx) {
     cml_diag d = {{0}};
     bool changed = false;
     pthread_mutex_lock(&S.lock);
-    bool ok = ensure_open(svc, &d);
+    bool ok = ensure_open(ctx, &d);
     for (size_t i = 0; ok && i < 2; i++) {
         cml_model_type t = types[i];
         if (!service_type_available(t))
             continue;
-        ok = pull_type(svc, t, &changed, &d);
+        ok = pull_type(ctx, t, &changed, &d);
         if (ok && !S.store_had_model[t]) {
             /* The store lost its model, or this instance started while it was down. */
             cml_diag pd = {{0}};
-            publish_type(svc, t, &changed, &pd);
+            publish_type(ctx, t, &changed, &pd);
         }
     }
     if (ok)
-        ok = sync_selection(svc, false, &d);
+        ok = sync_selection(ctx, false, &d);
     if (ok && changed)
         for (size_t i = 0; i < 2; i++)
             if (service_type_available(types[i]))
-                cml_blob_store_prune(S.store, types[i], (size_t)svc->cfg.retain_versions, NULL, &d);
+                cml_blob_store_prune(S.store, types[i], (size_t)ctx->cfg->retain_versions, NULL,
+                                     &d);
     if (ok && (changed || !S.listed)) {
-        record_blob_versions(svc);
+        record_blob_versions(ctx);
         S.listed = true;
     }
     export_stats();
-    set_reachable(svc, ok, d.msg);
+    set_reachable(ctx, ok, d.msg);
     pthread_mutex_unlock(&S.lock);
     /* A new latest version in the cache: every worker reloads on its next request. */
     if (changed)
-        cml_state_touch(svc->state);
+        cml_state_touch(ctx->state);
 }
 
-static bool take_leadership(service *svc) {
+static bool take_leadership(const storage_ctx *ctx) {
     if (S.leader)
         return true;
     if (S.lock_fd < 0) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/storage-sync.lock", svc->cfg.state_dir);
+        snprintf(path, sizeof path, "%s/storage-sync.lock", ctx->cfg->state_dir);
         S.lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (S.lock_fd < 0)
             return false;
@@ -463,31 +468,31 @@ static bool take_leadership(service *svc) {
 }
 
 static void *sync_thread(void *arg) {
-    service *svc = arg;
+    const storage_ctx *ctx = arg;
     while (!atomic_load(&S.stop)) {
         for (int64_t waited = 0;
-             waited < svc->cfg.model_sync_interval * 10 && !atomic_load(&S.stop); waited++) {
+             waited < ctx->cfg->model_sync_interval * 10 && !atomic_load(&S.stop); waited++) {
             struct timespec tick = {0, 100 * 1000 * 1000};
             nanosleep(&tick, NULL);
         }
-        if (!atomic_load(&S.stop) && take_leadership(svc))
-            sync_round(svc);
+        if (!atomic_load(&S.stop) && take_leadership(ctx))
+            sync_round(ctx);
     }
     return NULL;
 }
 
-void storage_start_thread(service *svc) {
-    if (!svc->cfg.use_azure_storage || S.thread_started)
+void storage_start_thread(const storage_ctx *ctx) {
+    if (!ctx->cfg->use_azure_storage || S.thread_started)
         return;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    S.thread_started = pthread_create(&S.thread, NULL, sync_thread, svc) == 0;
+    S.thread_started = pthread_create(&S.thread, NULL, sync_thread, (void *)ctx) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-void storage_stop_thread(service *svc) {
-    (void)svc;
+void storage_stop_thread(const storage_ctx *ctx) {
+    (void)ctx;
     if (S.thread_started) {
         atomic_store(&S.stop, true);
         pthread_join(S.thread, NULL);

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,15 +19,9 @@
 #include "model/model_file.h"
 #include "ops/service_log.h"
 #include "ops/prom.h"
-#include "storage_sync.h"
 #include "learn/trainer.h"
 
 static const cml_model_type all_types[] = {CML_MODEL_ENSEMBLE, CML_MODEL_CLASSIC};
-
-bool service_type_available(cml_model_type t) {
-    const cml_member_ops *ops[CML_MAX_MEMBERS];
-    return cml_model_type_members(t, ops, CML_MAX_MEMBERS) > 0;
-}
 
 void service_record_model(service *svc, const cml_model *m, bool local, bool blob) {
     cml_catalog_record(svc->state, m, local, blob);
@@ -187,38 +180,15 @@ void service_sync(service *svc) {
     pthread_mutex_unlock(&svc->sync_lock);
 }
 
-static void parse_cors(service *svc) {
-    const char *s = svc->cfg.cors_allowed_origins;
-    size_t o = 0;
-    svc->cors[0] = '\0';
-    svc->cors_any = false;
-    while (*s) {
-        while (*s == ' ' || *s == ',')
-            s++;
-        size_t n = strcspn(s, ", ");
-        if (n == 1 && *s == '*')
-            svc->cors_any = true;
-        else if (n > 0 && o + n + 3 < sizeof svc->cors)
-            o += (size_t)snprintf(svc->cors + o, sizeof svc->cors - o, ",%.*s", (int)n, s);
-        s += n;
-    }
-    if (o > 0)
-        snprintf(svc->cors + o, sizeof svc->cors - o, ",");
-}
-
 cml_err service_start(service *svc, cml_diag *diag) {
     char path[4096];
     cml_err err;
     pthread_mutex_init(&svc->sync_lock, NULL);
     svc->started_at = (int64_t)time(NULL);
-    parse_cors(svc);
-    if (svc->cfg.api_key[0]) {
-        unsigned int len = 0;
-        svc->have_api_key = EVP_Digest(svc->cfg.api_key, strlen(svc->cfg.api_key),
-                                       svc->api_key_sha256, &len, EVP_sha256(), NULL) == 1;
-    }
     if ((err = cml_state_open(svc->cfg.state_dir, &svc->state, diag)) != CML_OK)
         return err;
+    svc->storage.cfg = &svc->cfg;
+    svc->storage.state = svc->state;
     snprintf(path, sizeof path, "%s/metrics", svc->cfg.state_dir);
     if ((err = cml_prom_open(path, diag)) != CML_OK)
         return err;
@@ -233,149 +203,28 @@ cml_err service_start(service *svc, cml_diag *diag) {
             "model_type: this build cannot serve '%s' (built without XGBoost or FANN)",
             svc->cfg.model_type);
     cml_state_jobs_reap(svc->state, process_alive);
-    if ((err = storage_open(svc, diag)) != CML_OK)
+    if ((err = storage_open(&svc->storage, diag)) != CML_OK)
         return err;
-    storage_pull_models(svc); /* what the blob store has, the cache gets first */
+    storage_pull_models(&svc->storage); /* what the blob store has, the cache gets first */
     if ((err = ensure_models(svc, diag)) != CML_OK)
         return err;
     reconcile_store(svc);
     cml_selection sel;
     if ((err = cml_state_init_selection(svc->state, svc->cfg.model_type, &sel)) != CML_OK)
         return cml_diag_set(diag, err, "cannot initialise the model selection");
-    storage_publish_and_adopt(svc); /* models trained here; the fleet's selection */
+    storage_publish_and_adopt(&svc->storage); /* models trained here; the fleet's selection */
     cml_diag d = {{0}};
     if (service_apply_selection(svc, &d) != CML_OK)
         cml_log(CML_LOG_ERROR, "start_degraded", "reason", d.msg, NULL);
-    storage_start_thread(svc);
+    storage_start_thread(&svc->storage);
     return CML_OK;
 }
 
 void service_stop(service *svc) {
-    storage_stop_thread(svc);
+    storage_stop_thread(&svc->storage);
     cml_registry_free(svc->registry);
     cml_state_close(svc->state);
     cml_prom_close();
     cml_config_release(&svc->cfg);
     pthread_mutex_destroy(&svc->sync_lock);
-}
-
-/* --- handler helpers -------------------------------------------------------- */
-
-json_object *handler_json_body(http_req *r, bool body_required) {
-    if (r->body == NULL || r->body_len == 0) {
-        if (!body_required)
-            return NULL;
-        http_send_error(r, 400, "missing_body", "The request needs a JSON body.", NULL);
-        return NULL;
-    }
-    if (!http_content_type_is(r, "application/json")) {
-        http_send_error(r, 415, "unsupported_media_type", "Send the body as application/json.",
-                        NULL);
-        return NULL;
-    }
-    if (!cml_utf8_valid(r->body, r->body_len)) {
-        http_send_error(r, 400, "invalid_utf8", "The body is not valid UTF-8.", NULL);
-        return NULL;
-    }
-    json_tokener *tok = json_tokener_new_ex(64);
-    json_object *o = NULL;
-    if (tok != NULL) {
-        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-        o = json_tokener_parse_ex(tok, r->body, (int)r->body_len);
-        enum json_tokener_error e = json_tokener_get_error(tok);
-        if (e != json_tokener_success || (size_t)json_tokener_get_parse_end(tok) != r->body_len) {
-            json_object_put(o);
-            o = NULL;
-        }
-        json_tokener_free(tok);
-    }
-    if (o == NULL) {
-        http_send_error(r, 400, "malformed_json", "The body is not well-formed JSON.", NULL);
-        return NULL;
-    }
-    if (!json_object_is_type(o, json_type_object)) {
-        json_object_put(o);
-        http_send_error(r, 400, "malformed_json", "The body must be a JSON object.", NULL);
-        return NULL;
-    }
-    return o;
-}
-
-const char *handler_string_field(http_req *r, json_object *o, const char *key, bool *bad) {
-    json_object *v;
-    if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
-        json_object_is_type(v, json_type_null))
-        return NULL;
-    if (!json_object_is_type(v, json_type_string)) {
-        char detail[128];
-        snprintf(detail, sizeof detail, "Field '%s' must be a string.", key);
-        http_send_error(r, 400, "wrong_type", detail, NULL);
-        *bad = true;
-        return NULL;
-    }
-    return json_object_get_string(v);
-}
-
-bool handler_text_ok(http_req *r, const service *svc, const char *text, const char *field) {
-    char detail[160];
-    if (text == NULL) {
-        snprintf(detail, sizeof detail, "Field '%s' is required.", field);
-        http_send_error(r, 400, "missing_field", detail, NULL);
-        return false;
-    }
-    const char *a = text, *e = text + strlen(text);
-    while (a < e && (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r'))
-        a++;
-    while (e > a && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-        e--;
-    long long chars = 0;
-    for (const char *p = a; p < e; p++)
-        chars += ((unsigned char)*p & 0xC0) != 0x80;
-    if (!cml_utf8_valid(text, strlen(text))) {
-        http_send_error(r, 400, "invalid_utf8", "The text is not valid UTF-8.", NULL);
-        return false;
-    }
-    if (chars < 1 || chars > svc->cfg.max_text_chars) {
-        snprintf(detail, sizeof detail, "Field '%s' must hold 1 to %lld characters after trimming.",
-                 field, (long long)svc->cfg.max_text_chars);
-        http_send_error(r, 400, "invalid_text", detail, NULL);
-        return false;
-    }
-    return true;
-}
-
-cml_model *handler_model(http_req *r, service *svc, cml_model_type type) {
-    cml_model *m = cml_registry_acquire(svc->registry, type);
-    if (m == NULL) {
-        char detail[160];
-        snprintf(detail, sizeof detail, "The %s model is not loaded; try again later.",
-                 cml_model_type_name(type) ? cml_model_type_name(type) : "requested");
-        http_send_error(r, 503, "model_unavailable", detail, "Retry-After: 5");
-    }
-    return m;
-}
-
-json_object *handler_probabilities(const cml_model *m, const double *probs) {
-    json_object *o = json_object_new_object();
-    for (size_t c = 0; c < m->n_labels; c++)
-        json_object_object_add(o, m->labels[c], json_object_new_double(probs[c]));
-    return o;
-}
-
-const char *handler_iso_time(int64_t t, char *buf, size_t cap) {
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
-json_object *handler_model_metrics(const cml_model *m, const char *which) {
-    if (m->metrics_json == NULL)
-        return NULL;
-    json_object *all = json_tokener_parse(m->metrics_json), *part = NULL;
-    if (all && json_object_object_get_ex(all, which, &part))
-        part = json_object_get(part);
-    json_object_put(all);
-    return part;
 }

@@ -1,0 +1,111 @@
+/*
+ * The service of one worker process: configuration, shared state, resident
+ * models and the selection they follow, and the operations on them that the
+ * HTTP handlers call (select or roll back, start a retrain). Knows nothing of
+ * HTTP: every operation returns a cml_err the caller maps to an answer.
+ */
+#ifndef CML_SERVICE_H
+#define CML_SERVICE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "build_types.h"
+#include "learn/dataset.h"
+#include "model/model.h"
+#include "model/model_registry.h"
+#include "ops/service_config.h"
+#include "state/shared_state.h"
+#include "storage_sync.h"
+
+typedef struct service {
+    cml_config cfg;
+    cml_state *state;
+    cml_registry *registry;
+    storage_ctx storage;       /* what the blob storage side sees of this service */
+    pthread_mutex_t sync_lock; /* one thread applies a new selection */
+    _Atomic uint64_t seen_generation;
+    _Atomic int active_type; /* cml_model_type */
+    int64_t started_at;
+} service;
+
+/* Loads models (training the defaults when none exists) and applies the stored selection. */
+cml_err service_start(service *svc, cml_diag *diag);
+void service_stop(service *svc);
+
+/*
+ * Applies a selection change made by any worker (one atomic load when nothing
+ * changed). Called at the start of every request.
+ */
+void service_sync(service *svc);
+
+/* Forces a re-read of the selection and reload of what it names; for select and rollback. */
+cml_err service_apply_selection(service *svc, cml_diag *diag);
+
+/* Records a model file of the local store in the shared state (metrics, size, hash). */
+void service_record_model(service *svc, const cml_model *m, bool local, bool blob);
+
+/* --- selection and rollback ---------------------------------------------------- */
+
+typedef struct service_selection {
+    cml_model *model;        /* the selected model, a reference the caller releases */
+    cml_model_type previous; /* the active type before */
+    double switch_ms;        /* load, store and apply */
+} service_selection;
+
+/*
+ * Makes type the active type of every worker, following its latest version
+ * (version NULL) or pinned to version (a rollback; a version only blob
+ * storage holds is fetched first). The model is loaded and warmed up in this
+ * process before the selection is stored: a model that cannot answer is never
+ * selected. Errors: CML_ERR_UNSUPPORTED (this build cannot serve type),
+ * CML_ERR_STORAGE (the version is not cached and blob storage did not provide
+ * it), CML_ERR_NOT_FOUND (no such version; with version NULL, no model of the
+ * type stored yet), CML_ERR_FORMAT (the model could not be loaded; the
+ * selection is unchanged), CML_ERR_IO (the selection could not be stored),
+ * CML_ERR_INTERNAL (stored, but the model is not resident afterwards).
+ */
+cml_err service_select(service *svc, cml_model_type type, const char *version,
+                       service_selection *out, cml_diag *diag);
+
+/* --- retraining ------------------------------------------------------------------ */
+
+typedef struct service_retrain_data {
+    cml_model_type type;
+    const char *csv; /* uploaded text,label CSV, or NULL */
+    size_t csv_len;
+    bool use_azure;        /* no csv: blob storage's training_data.csv instead of the bundled set */
+    bool include_feedback; /* add the stored corrections */
+    char *const *params;   /* validated KEY=VALUE hyperparameters */
+    size_t n_params;
+} service_retrain_data;
+
+/*
+ * The data of a retrain: uploaded, else blob storage's training_data.csv, else
+ * the bundled set, with the stored feedback when asked, checked to be
+ * trainable with the given hyperparameters. *ds is the caller's.
+ * Errors: CML_ERR_CONFIG (use_azure on an instance without blob storage),
+ * CML_ERR_NOT_FOUND (blob storage holds no training data), CML_ERR_STORAGE
+ * (blob storage unreachable), CML_ERR_DATA (unusable data; diag says why),
+ * CML_ERR_IO (the stored feedback could not be read).
+ */
+cml_err service_retrain_data_load(service *svc, const service_retrain_data *req, cml_dataset **ds,
+                                  cml_diag *diag);
+
+typedef struct service_retrain_job {
+    char task_id[40];
+    double estimated_s; /* from the last training of the type, scaled to the rows */
+} service_retrain_job;
+
+/*
+ * Starts a training job on ds (a copy written for the job) in its own process.
+ * Errors: CML_ERR_IO (the job's data could not be written), CML_ERR_CONFLICT
+ * (a job is already running), CML_ERR_TRAIN (the trainer could not be started).
+ */
+cml_err service_start_retrain(service *svc, const service_retrain_data *req, const cml_dataset *ds,
+                              service_retrain_job *out, cml_diag *diag);
+
+#endif

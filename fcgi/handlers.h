@@ -1,0 +1,45 @@
+/* The route handlers, by area: each maps a core result to an answer. */
+#ifndef CML_HANDLERS_H
+#define CML_HANDLERS_H
+
+#include "http.h"
+#include "service/service.h"
+
+typedef enum handler_result {
+    HANDLER_DONE,  /* the handler answered */
+    HANDLER_FAULT, /* an internal fault: the router answers 500 if nothing was sent */
+} handler_result;
+
+/* What the route table hands a handler besides the request. */
+typedef struct route_args {
+    const char *param;   /* the last segment of a "/{id}" route, or NULL */
+    cml_model_type type; /* the model type the route serves, or 0 for the active one */
+    bool query_text;     /* the text may come as ?text= when there is no body */
+} route_args;
+
+typedef handler_result (*route_handler)(service *svc, http_req *r, const route_args *args);
+
+/* Frees what the handlers keep per request thread; called as a thread ends. */
+void handlers_thread_release(void);
+
+/* Classification (handlers_classify.c). */
+handler_result handle_classify_v1(service *svc, http_req *r, const route_args *args);
+handler_result handle_classify_client(service *svc, http_req *r, const route_args *args);
+handler_result handle_batch(service *svc, http_req *r, const route_args *args);
+handler_result handle_feedback(service *svc, http_req *r, const route_args *args);
+/* Models (handlers_models.c). */
+handler_result handle_select(service *svc, http_req *r, const route_args *args);
+handler_result handle_current(service *svc, http_req *r, const route_args *args);
+handler_result handle_models(service *svc, http_req *r, const route_args *args);
+/* Operations (handlers_ops.c). */
+handler_result handle_health(service *svc, http_req *r, const route_args *args);
+handler_result handle_ready(service *svc, http_req *r, const route_args *args);
+handler_result handle_metrics(service *svc, http_req *r, const route_args *args);
+/* Training and evaluation (handlers_training.c). */
+handler_result handle_retrain(service *svc, http_req *r, const route_args *args);
+handler_result handle_training_status(service *svc, http_req *r, const route_args *args);
+handler_result handle_evaluate(service *svc, http_req *r, const route_args *args);
+handler_result handle_history(service *svc, http_req *r, const route_args *args);
+handler_result handle_comparison(service *svc, http_req *r, const route_args *args);
+
+#endif
