@@ -470,7 +470,7 @@ static int cmd_train(int argc, char **argv) {
             cml_local_store_remove(out, cml_model_type_name(type), m->version);
     }
     if (a.job != NULL) {
-        cml_state_job_finish(jp.state, a.job, err == CML_OK ? "completed" : "failed",
+        cml_state_job_finish(jp.state, a.job, err == CML_OK ? CML_JOB_COMPLETED : CML_JOB_FAILED,
                              err == CML_OK ? NULL : (diag.msg[0] ? diag.msg : cml_strerror(err)),
                              err == CML_OK ? m->version : NULL);
         cml_state_close(jp.state);
@@ -904,19 +904,18 @@ static int cmd_list(int argc, char **argv) {
     cml_err err = blob_open(&a, false, &bs, &diag);
     if (err != CML_OK)
         return blob_fail("cannot open the blob store", err, &diag);
-    const cml_model_type types[2] = {CML_MODEL_CLASSIC, CML_MODEL_ENSEMBLE};
     json_object *j = json_object_new_object(), *models = json_object_new_array(),
                 *latest = json_object_new_object();
     size_t total = 0;
     rc = EXIT_SUCCESS;
-    for (size_t t = 0; t < 2 && rc == EXIT_SUCCESS; t++) {
-        if (only != 0 && types[t] != only)
+    for (cml_model_type t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT && rc == EXIT_SUCCESS; t++) {
+        if (only != 0 && t != only)
             continue;
         cml_blob_version *v = NULL;
         size_t n = 0;
         char cur[CML_VERSION_MAX];
-        const char *tn = cml_model_type_name(types[t]);
-        err = cml_blob_store_list_versions(bs, types[t], true, &v, &n, cur, &diag);
+        const char *tn = cml_model_type_name(t);
+        err = cml_blob_store_list_versions(bs, t, true, &v, &n, cur, &diag);
         if (err != CML_OK) {
             rc = fail(err == CML_ERR_NOT_FOUND ? "no such container" : "cannot list the blob store",
                       err, &diag);

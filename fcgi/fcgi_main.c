@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
         cml_config_release(&svc.cfg);
         return EXIT_SUCCESS;
     }
-    cml_log_configure(svc.cfg.log_level, svc.cfg.log_format);
+    cml_log_configure((cml_log_level)svc.cfg.log_level, (cml_log_format)svc.cfg.log_format);
     if (workers > 0) {
         cml_config_release(&svc.cfg);
         return supervise(workers, argc, argv);
@@ -134,8 +134,9 @@ int main(int argc, char **argv) {
         return EXIT_FAILURE;
     char nthreads[16];
     snprintf(nthreads, sizeof nthreads, "%zu", n);
-    cml_log(CML_LOG_INFO, "started", "threads", nthreads, "model_type", svc.cfg.model_type,
-            "storage", svc.cfg.use_azure_storage ? "azure" : "local", NULL);
+    cml_log(CML_LOG_INFO, "started", "threads", nthreads, "model_type",
+            cml_model_type_name((cml_model_type)svc.cfg.model_type), "storage",
+            svc.cfg.use_azure_storage ? "azure" : "local", NULL);
     for (size_t i = 0; i < n; i++)
         pthread_create(&threads[i], NULL, worker, NULL);
 

@@ -37,8 +37,7 @@ static double now_ms_since(const struct timespec *t0) {
 static bool predict(http_req *r, const cml_model *m, const char *text, cml_prediction *p) {
     cml_feature_scratch *s = scratch();
     if (s == NULL || cml_model_predict(m, s, text, strlen(text), p) != CML_OK) {
-        http_send_error(r, 500, "prediction_failed", "The model could not classify this text.",
-                        NULL);
+        http_send_api_error(r, API_ERR_PREDICTION_FAILED);
         return false;
     }
     return true;
@@ -76,8 +75,7 @@ handler_result handle_classify_v1(service *svc, http_req *r, const route_args *a
         request_string_field(r, body, "context", &bad);
     cml_model_type type = (cml_model_type)atomic_load(&svc->active_type);
     if (!bad && type_name && cml_model_type_parse(type_name, &type) != CML_OK) {
-        http_send_error(r, 400, "unknown_model_type", "model_type must be ensemble or classic.",
-                        NULL);
+        http_send_api_error(r, API_ERR_UNKNOWN_MODEL_TYPE);
         bad = true;
     }
     if (bad || !request_text_ok(r, svc, text, "text")) {
@@ -119,7 +117,7 @@ handler_result handle_classify_v1(service *svc, http_req *r, const route_args *a
         json_object *questions = cml_prediction_questions_json(m, &p, text);
         if (questions != NULL)
             json_object_object_add(o, "questions", questions);
-        http_send_json(r, 200, o);
+        http_send_json(r, HTTP_OK, o);
     }
     cml_model_release(m);
     json_object_put(body);
@@ -200,7 +198,7 @@ handler_result handle_classify_client(service *svc, http_req *r, const route_arg
         clock_gettime(CLOCK_MONOTONIC, &t0);
         if (predict(r, m, text, &p)) {
             note_model(r, m);
-            http_send_json(r, 200, client_answer(m, &p, text, now_ms_since(&t0), true));
+            http_send_json(r, HTTP_OK, client_answer(m, &p, text, now_ms_since(&t0), true));
         }
         cml_model_release(m);
     }
@@ -216,21 +214,17 @@ handler_result handle_batch(service *svc, http_req *r, const route_args *args) {
         return HANDLER_DONE;
     const char *name = request_string_field(r, body, "model", &bad);
     if (!bad && name && cml_model_type_parse(name, &type) != CML_OK) {
-        http_send_error(r, 400, "unknown_model_type", "model must be ensemble or classic.", NULL);
+        http_send_api_error(r, API_ERR_UNKNOWN_MODEL);
         bad = true;
     }
     if (!bad && (!json_object_object_get_ex(body, "questions", &qs) ||
                  !json_object_is_type(qs, json_type_array))) {
-        http_send_error(r, 400, "missing_field", "Field 'questions' must be an array of strings.",
-                        NULL);
+        http_send_api_error(r, API_ERR_QUESTIONS_NOT_ARRAY);
         bad = true;
     }
     size_t n = bad ? 0 : json_object_array_length(qs);
     if (!bad && (n == 0 || (long long)n > svc->cfg.max_batch)) {
-        char detail[128];
-        snprintf(detail, sizeof detail, "A batch holds 1 to %lld questions.",
-                 (long long)svc->cfg.max_batch);
-        http_send_error(r, 400, "invalid_batch", detail, NULL);
+        http_send_api_error(r, API_ERR_INVALID_BATCH, (long long)svc->cfg.max_batch);
         bad = true;
     }
     for (size_t i = 0; !bad && i < n; i++) {
@@ -238,9 +232,7 @@ handler_result handle_batch(service *svc, http_req *r, const route_args *args) {
         char field[48];
         snprintf(field, sizeof field, "questions[%zu]", i);
         if (!json_object_is_type(q, json_type_string)) {
-            char detail[96];
-            snprintf(detail, sizeof detail, "Field '%s' must be a string.", field);
-            http_send_error(r, 400, "wrong_type", detail, NULL);
+            http_send_api_error(r, API_ERR_NOT_A_STRING, field);
             bad = true;
         } else if (!request_text_ok(r, svc, json_object_get_string(q), field)) {
             bad = true;
@@ -266,7 +258,7 @@ handler_result handle_batch(service *svc, http_req *r, const route_args *args) {
                                    json_object_new_string(cml_model_type_name(m->type)));
             json_object_object_add(o, "model_version", json_object_new_string(m->version));
             json_object_object_add(o, "batch_size", json_object_new_int64((int64_t)n));
-            http_send_json(r, 200, o);
+            http_send_json(r, HTTP_OK, o);
         } else {
             json_object_put(results);
         }
@@ -279,7 +271,7 @@ handler_result handle_batch(service *svc, http_req *r, const route_args *args) {
 /* True when label is a label of a resident model. */
 static bool known_label(service *svc, const char *label) {
     bool known = false;
-    for (int t = CML_MODEL_CLASSIC; t <= CML_MODEL_ENSEMBLE && !known; t++) {
+    for (int t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT && !known; t++) {
         cml_model *m = cml_registry_acquire(svc->registry, (cml_model_type)t);
         for (size_t c = 0; m && c < m->n_labels && !known; c++)
             known = strcmp(m->labels[c], label) == 0;
@@ -311,7 +303,7 @@ handler_result handle_feedback(service *svc, http_req *r, const route_args *args
         if (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))
             fb.confidence = json_object_get_double(v);
         else {
-            http_send_error(r, 400, "wrong_type", "Field 'confidence' must be a number.", NULL);
+            http_send_api_error(r, API_ERR_NOT_A_NUMBER, "confidence");
             bad = true;
         }
     }
@@ -321,31 +313,30 @@ handler_result handle_feedback(service *svc, http_req *r, const route_args *args
             fb.scenario_id = json_object_get_int64(v);
             fb.has_scenario = true;
         } else {
-            http_send_error(r, 400, "wrong_type", "Field 'scenario_id' must be an integer.", NULL);
+            http_send_api_error(r, API_ERR_NOT_AN_INTEGER, "scenario_id");
             bad = true;
         }
     }
     if (!bad && !request_text_ok(r, svc, fb.text, "text"))
         bad = true;
     if (!bad && fb.correct_class == NULL) {
-        http_send_error(r, 400, "missing_field", "Field 'correct_class' is required.", NULL);
+        http_send_api_error(r, API_ERR_REQUIRED_FIELD, "correct_class");
         bad = true;
     }
     if (!bad && !known_label(svc, fb.correct_class)) {
-        http_send_error(r, 400, "unknown_label", "correct_class is not a label the models know.",
-                        NULL);
+        http_send_api_error(r, API_ERR_UNKNOWN_LABEL);
         bad = true;
     }
     if (!bad) {
         int64_t id = 0, total = 0;
         if (cml_state_add_feedback(svc->state, &fb, &id, &total) != CML_OK) {
-            http_send_error(r, 500, "storage_failed", "The feedback could not be stored.", NULL);
+            http_send_api_error(r, API_ERR_FEEDBACK_NOT_STORED);
         } else {
             json_object *o = json_object_new_object();
             json_object_object_add(o, "status", json_object_new_string("success"));
             json_object_object_add(o, "feedback_id", json_object_new_int64(id));
             json_object_object_add(o, "total_entries", json_object_new_int64(total));
-            http_send_json(r, 200, o);
+            http_send_json(r, HTTP_OK, o);
         }
     }
     json_object_put(body);

@@ -36,8 +36,7 @@ handler_result handle_select(service *svc, http_req *r, const route_args *args) 
     if (bad)
         goto done;
     if (type_name == NULL || cml_model_type_parse(type_name, &type) != CML_OK) {
-        http_send_error(r, 400, "unknown_model_type", "model_type must be ensemble or classic.",
-                        NULL);
+        http_send_api_error(r, API_ERR_UNKNOWN_MODEL_TYPE);
         goto done;
     }
     service_selection sel;
@@ -46,34 +45,25 @@ handler_result handle_select(service *svc, http_req *r, const route_args *args) 
     case CML_OK:
         break;
     case CML_ERR_UNSUPPORTED:
-        http_send_error(r, 503, "model_unavailable",
-                        "This build cannot serve the ensemble (built without XGBoost or FANN).",
-                        "Retry-After: 3600");
+        http_send_api_error(r, API_ERR_BUILD_CANNOT_SERVE);
         goto done;
     case CML_ERR_STORAGE:
-        http_send_error(r, 503, "storage_unreachable",
-                        "That version is not cached here and blob storage did not provide it.",
-                        "Retry-After: 30");
+        http_send_api_error(r, API_ERR_VERSION_NOT_FETCHED);
         goto done;
     case CML_ERR_NOT_FOUND:
         if (version != NULL)
-            http_send_error(r, 404, "unknown_version", "No model of that type has that version.",
-                            NULL);
+            http_send_api_error(r, API_ERR_UNKNOWN_VERSION);
         else
-            http_send_error(r, 503, "model_unavailable", "No model of that type is stored yet.",
-                            "Retry-After: 30");
+            http_send_api_error(r, API_ERR_NO_MODEL_STORED);
         goto done;
     case CML_ERR_FORMAT:
-        http_send_error(r, 503, "model_load_failed",
-                        "That model could not be loaded; the selection is unchanged.",
-                        "Retry-After: 30");
+        http_send_api_error(r, API_ERR_SELECT_LOAD_FAILED);
         goto done;
     case CML_ERR_IO:
-        http_send_error(r, 500, "storage_failed", "The selection could not be stored.", NULL);
+        http_send_api_error(r, API_ERR_SELECTION_NOT_STORED);
         goto done;
     default:
-        http_send_error(r, 503, "model_unavailable", "The selected model is not loaded.",
-                        "Retry-After: 5");
+        http_send_api_error(r, API_ERR_SELECTED_NOT_LOADED);
         goto done;
     }
     cml_model *m = sel.model;
@@ -89,7 +79,7 @@ handler_result handle_select(service *svc, http_req *r, const route_args *args) 
     json_object_object_add(o, "switch_time_ms", json_object_new_double(sel.switch_ms));
     json_object_object_add(o, "model_info", model_info(m));
     json_object_object_add(o, "performance_metrics", response_model_metrics(m, "holdout"));
-    http_send_json(r, 200, o);
+    http_send_json(r, HTTP_OK, o);
     cml_model_release(m);
 done:
     json_object_put(body);
@@ -110,7 +100,7 @@ handler_result handle_current(service *svc, http_req *r, const route_args *args)
         info.loaded ? json_object_new_string(response_iso_time(info.loaded_at, ts, sizeof ts))
                     : NULL);
     json_object_object_add(o, "loaded", json_object_new_boolean(info.loaded));
-    http_send_json(r, 200, o);
+    http_send_json(r, HTTP_OK, o);
     return HANDLER_DONE;
 }
 
@@ -120,7 +110,7 @@ handler_result handle_models(service *svc, http_req *r, const route_args *args) 
     cml_model_record *recs = NULL;
     size_t n = 0;
     if (cml_state_list_models(svc->state, NULL, &recs, &n) != CML_OK) {
-        http_send_error(r, 500, "storage_failed", "The model list could not be read.", NULL);
+        http_send_api_error(r, API_ERR_MODEL_LIST_UNREADABLE);
         return HANDLER_DONE;
     }
     cml_model_type active = (cml_model_type)atomic_load(&svc->active_type);
@@ -161,6 +151,6 @@ handler_result handle_models(service *svc, http_req *r, const route_args *args) 
     json_object_object_add(o, "active", a);
     json_object_object_add(o, "models", list);
     cml_model_records_free(recs, n);
-    http_send_json(r, 200, o);
+    http_send_json(r, HTTP_OK, o);
     return HANDLER_DONE;
 }

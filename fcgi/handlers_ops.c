@@ -49,7 +49,7 @@ handler_result handle_health(service *svc, http_req *r, const route_args *args) 
                                                    : "healthy";
     cml_job job;
     bool training =
-        cml_state_job_latest(svc->state, &job) == CML_OK && !strcmp(job.status, "running");
+        cml_state_job_latest(svc->state, &job) == CML_OK && job.status == CML_JOB_RUNNING;
 
     json_object *o = json_object_new_object(), *storage = json_object_new_object(),
                 *tr = json_object_new_object();
@@ -78,7 +78,7 @@ handler_result handle_health(service *svc, http_req *r, const route_args *args) 
         json_object_object_add(o, "reason", json_object_new_string("a model is not loaded"));
     else if (!reachable)
         json_object_object_add(o, "reason", json_object_new_string("blob storage is unreachable"));
-    http_send_json(r, active_ok ? 200 : 503, o);
+    http_send_json(r, active_ok ? HTTP_OK : HTTP_SERVICE_UNAVAILABLE, o);
     return HANDLER_DONE;
 }
 
@@ -93,11 +93,10 @@ handler_result handle_ready(service *svc, http_req *r, const route_args *args) {
     json_object_object_add(o, "model_type", json_object_new_string(cml_model_type_name(active)));
     if (!info.loaded) {
         json_object_put(o);
-        http_send_error(r, 503, "not_ready", "The active model is not loaded yet.",
-                        "Retry-After: 5");
+        http_send_api_error(r, API_ERR_NOT_READY);
         return HANDLER_DONE;
     }
-    http_send_json(r, 200, o);
+    http_send_json(r, HTTP_OK, o);
     return HANDLER_DONE;
 }
 
@@ -109,7 +108,7 @@ handler_result handle_metrics(service *svc, http_req *r, const route_args *args)
     if (out == NULL)
         return HANDLER_FAULT;
     size_t bytes = 0;
-    for (int t = CML_MODEL_CLASSIC; t <= CML_MODEL_ENSEMBLE; t++) {
+    for (int t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT; t++) {
         cml_slot_info info;
         cml_registry_info(svc->registry, (cml_model_type)t, &info);
         bytes += info.bytes;
@@ -122,7 +121,7 @@ handler_result handle_metrics(service *svc, http_req *r, const route_args *args)
             "# TYPE cultivate_ml_uptime_seconds gauge\ncultivate_ml_uptime_seconds %lld\n",
             (long long)(time(NULL) - svc->started_at));
     fclose(out);
-    http_send_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len, NULL);
+    http_send_raw(r, HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf, len, NULL);
     free(buf);
     return HANDLER_DONE;
 }

@@ -59,8 +59,8 @@ static bool collect_params(http_req *r, json_object *hp, cml_model_type type, ch
         for (size_t i = 0; i < *n; i++)
             cml_free(out[i]);
         *n = 0;
-        http_send_error(r, 400, "invalid_hyperparameter",
-                        d.msg[0] ? d.msg : "too many hyperparameters", NULL);
+        http_send_api_error(r, API_ERR_INVALID_HYPERPARAMETER,
+                            d.msg[0] ? d.msg : "too many hyperparameters");
         return false;
     }
     return true;
@@ -80,11 +80,11 @@ handler_result handle_retrain(service *svc, http_req *r, const route_args *args)
 
     if (http_content_type_is(r, "text/csv")) {
         if (!http_query_param(r, "model_type", type_name, sizeof type_name)) {
-            http_send_error(r, 400, "missing_field", "A text/csv body needs ?model_type=.", NULL);
+            http_send_api_error(r, API_ERR_CSV_NEEDS_MODEL_TYPE);
             goto done;
         }
         if (r->body == NULL || r->body_len == 0) {
-            http_send_error(r, 400, "bad_csv", "The CSV body is empty.", NULL);
+            http_send_api_error(r, API_ERR_EMPTY_CSV);
             goto done;
         }
         csv = r->body;
@@ -104,21 +104,17 @@ handler_result handle_retrain(service *svc, http_req *r, const route_args *args)
         if (json_object_object_get_ex(body, "hyperparameters", &hp) &&
             !json_object_is_type(hp, json_type_null) &&
             !json_object_is_type(hp, json_type_object)) {
-            http_send_error(r, 400, "wrong_type", "Field 'hyperparameters' must be an object.",
-                            NULL);
+            http_send_api_error(r, API_ERR_NOT_AN_OBJECT_FIELD, "hyperparameters");
             goto done;
         }
     }
     cml_model_type type;
     if (cml_model_type_parse(type_name, &type) != CML_OK) {
-        http_send_error(r, 400, "unknown_model_type", "model_type must be ensemble or classic.",
-                        NULL);
+        http_send_api_error(r, API_ERR_UNKNOWN_MODEL_TYPE);
         goto done;
     }
     if (!service_type_available(type)) {
-        http_send_error(r, 400, "unsupported_model_type",
-                        "This build cannot train the ensemble (built without XGBoost or FANN).",
-                        NULL);
+        http_send_api_error(r, API_ERR_BUILD_CANNOT_TRAIN);
         goto done;
     }
     if (hp && json_object_is_type(hp, json_type_object) &&
@@ -136,41 +132,33 @@ handler_result handle_retrain(service *svc, http_req *r, const route_args *args)
     case CML_OK:
         break;
     case CML_ERR_CONFIG:
-        http_send_error(r, 400, "storage_disabled",
-                        "use_azure needs blob storage, which this instance does not use.", NULL);
+        http_send_api_error(r, API_ERR_STORAGE_DISABLED);
         goto done;
     case CML_ERR_NOT_FOUND:
-        http_send_error(r, 400, "no_training_data",
-                        "Blob storage holds no training_data.csv; send data instead.", NULL);
+        http_send_api_error(r, API_ERR_NO_TRAINING_DATA);
         goto done;
     case CML_ERR_STORAGE:
-        http_send_error(r, 503, "storage_unreachable",
-                        "Blob storage cannot be reached; try again or send data.",
-                        "Retry-After: 30");
+        http_send_api_error(r, API_ERR_STORAGE_UNREACHABLE);
         goto done;
     case CML_ERR_IO:
-        http_send_error(r, 500, "storage_failed", "The stored feedback could not be read.", NULL);
+        http_send_api_error(r, API_ERR_FEEDBACK_UNREADABLE);
         goto done;
-    default: {
-        char detail[320];
-        snprintf(detail, sizeof detail, "The training data is unusable: %s.", d.msg);
-        http_send_error(r, 400, "bad_training_data", detail, NULL);
+    default:
+        http_send_api_error(r, API_ERR_BAD_TRAINING_DATA, d.msg);
         goto done;
-    }
     }
     service_retrain_job job;
     switch (service_start_retrain(svc, &req, ds, &job, &d)) {
     case CML_OK:
         break;
     case CML_ERR_IO:
-        http_send_error(r, 500, "storage_failed", "The job's data could not be written.", NULL);
+        http_send_api_error(r, API_ERR_JOB_DATA_NOT_WRITTEN);
         goto done;
     case CML_ERR_CONFLICT:
-        http_send_error(r, 409, "training_in_progress", "A training job is already running.", NULL);
+        http_send_api_error(r, API_ERR_TRAINING_IN_PROGRESS);
         goto done;
     default:
-        http_send_error(r, 500, "training_not_started", "The training job could not be started.",
-                        NULL);
+        http_send_api_error(r, API_ERR_TRAINING_NOT_STARTED);
         goto done;
     }
     json_object *o = json_object_new_object();
@@ -181,7 +169,7 @@ handler_result handle_retrain(service *svc, http_req *r, const route_args *args)
     json_object_object_add(o, "message", json_object_new_string(msg));
     json_object_object_add(o, "estimated_time", json_object_new_double(job.estimated_s));
     json_object_object_add(o, "n_rows", json_object_new_int64((int64_t)ds->n));
-    http_send_json(r, 202, o);
+    http_send_json(r, HTTP_ACCEPTED, o);
 done:
     for (size_t i = 0; i < n_params; i++)
         cml_free(params[i]);
@@ -193,11 +181,11 @@ done:
 static json_object *job_json(const cml_job *j) {
     char ts[32];
     json_object *o = json_object_new_object();
-    bool running = !strcmp(j->status, "running");
+    bool running = j->status == CML_JOB_RUNNING;
     json_object_object_add(o, "is_training", json_object_new_boolean(running));
     json_object_object_add(o, "task_id", json_object_new_string(j->task_id));
     json_object_object_add(o, "model_type", json_object_new_string(j->model_type));
-    json_object_object_add(o, "status", json_object_new_string(j->status));
+    json_object_object_add(o, "status", json_object_new_string(cml_job_status_name(j->status)));
     json_object_object_add(o, "progress", json_object_new_double(j->progress));
     json_object_object_add(o, "current_task", json_object_new_string(j->current_task));
     json_object_object_add(o, "start_time",
@@ -217,7 +205,7 @@ handler_result handle_training_status(service *svc, http_req *r, const route_arg
     cml_err err = task_id ? cml_state_job_get(svc->state, task_id, &job)
                           : cml_state_job_latest(svc->state, &job);
     if (err == CML_ERR_NOT_FOUND && task_id) {
-        http_send_error(r, 404, "unknown_task", "No training job has that id.", NULL);
+        http_send_api_error(r, API_ERR_UNKNOWN_TASK);
         return HANDLER_DONE;
     }
     if (err == CML_ERR_NOT_FOUND) {
@@ -231,12 +219,12 @@ handler_result handle_training_status(service *svc, http_req *r, const route_arg
         json_object_object_add(o, "start_time", NULL);
         json_object_object_add(o, "finished_at", NULL);
         json_object_object_add(o, "error", NULL);
-        http_send_json(r, 200, o);
+        http_send_json(r, HTTP_OK, o);
         return HANDLER_DONE;
     }
     if (err != CML_OK)
         return HANDLER_FAULT;
-    http_send_json(r, 200, job_json(&job));
+    http_send_json(r, HTTP_OK, job_json(&job));
     return HANDLER_DONE;
 }
 
@@ -271,28 +259,24 @@ handler_result handle_evaluate(service *svc, http_req *r, const route_args *args
         goto done;
     cml_model_type type = (cml_model_type)atomic_load(&svc->active_type);
     if (type_name && cml_model_type_parse(type_name, &type) != CML_OK) {
-        http_send_error(r, 400, "unknown_model_type", "model_type must be ensemble or classic.",
-                        NULL);
+        http_send_api_error(r, API_ERR_UNKNOWN_MODEL_TYPE);
         goto done;
     }
     if (version) {
         char path[4096];
         if (!cml_version_valid(version)) {
-            http_send_error(r, 404, "unknown_version", "No model of that type has that version.",
-                            NULL);
+            http_send_api_error(r, API_ERR_UNKNOWN_VERSION);
             goto done;
         }
         cml_local_store_path(svc->cfg.model_cache_dir, cml_model_type_name(type), version, path,
                              sizeof path);
         cml_err err = cml_model_load(path, &m, &d);
         if (err == CML_ERR_NOT_FOUND) {
-            http_send_error(r, 404, "unknown_version", "No model of that type has that version.",
-                            NULL);
+            http_send_api_error(r, API_ERR_UNKNOWN_VERSION);
             goto done;
         }
         if (err != CML_OK) {
-            http_send_error(r, 503, "model_load_failed", "That model version could not be loaded.",
-                            "Retry-After: 30");
+            http_send_api_error(r, API_ERR_VERSION_LOAD_FAILED);
             goto done;
         }
     } else if ((m = request_model(r, svc, type)) == NULL) {
@@ -303,21 +287,17 @@ handler_result handle_evaluate(service *svc, http_req *r, const route_args *args
         cml_csv_options opts = {.min_labels = 1, .min_rows = 1};
         cml_err err = cml_csv_parse(csv, strlen(csv), &opts, &ds, &d);
         if (err != CML_OK) {
-            char detail[320];
-            snprintf(detail, sizeof detail, "The evaluation data is unusable: %s.", d.msg);
-            http_send_error(r, 400, "bad_csv", detail, NULL);
+            http_send_api_error(r, API_ERR_BAD_EVALUATION_DATA, d.msg);
             goto done;
         }
         data = ds;
     }
     if (data == NULL) {
-        http_send_error(r, 400, "no_holdout", "This model has no held-out split; send data.", NULL);
+        http_send_api_error(r, API_ERR_NO_HOLDOUT);
         goto done;
     }
     if (cml_model_evaluate(m, data, &met, &d) != CML_OK) {
-        char detail[320];
-        snprintf(detail, sizeof detail, "The data cannot be scored by this model: %s.", d.msg);
-        http_send_error(r, 400, "bad_csv", detail, NULL);
+        http_send_api_error(r, API_ERR_UNSCORABLE_DATA, d.msg);
         goto done;
     }
     r->model = cml_model_type_name(m->type);
@@ -354,7 +334,7 @@ handler_result handle_evaluate(service *svc, http_req *r, const route_args *args
                            json_object_new_string(response_iso_time(time(NULL), ts, sizeof ts)));
     cml_state_add_evaluation(svc->state, cml_model_type_name(m->type), m->version, (int64_t)met.n,
                              json_object_to_json_string_ext(mj, JSON_C_TO_STRING_PLAIN));
-    http_send_json(r, 200, o);
+    http_send_json(r, HTTP_OK, o);
 done:
     cml_eval_release(&met);
     cml_dataset_free(ds);
@@ -372,8 +352,7 @@ handler_result handle_history(service *svc, http_req *r, const route_args *args)
         char *end;
         limit = strtol(buf, &end, 10);
         if (*end || limit < 1 || limit > 10000) {
-            http_send_error(r, 400, "invalid_limit",
-                            "limit must be a whole number from 1 to 10000.", NULL);
+            http_send_api_error(r, API_ERR_INVALID_LIMIT);
             return HANDLER_DONE;
         }
     }
@@ -381,8 +360,7 @@ handler_result handle_history(service *svc, http_req *r, const route_args *args)
     cml_model_type t;
     if (http_query_param(r, "model_type", tbuf, sizeof tbuf) && tbuf[0]) {
         if (cml_model_type_parse(tbuf, &t) != CML_OK) {
-            http_send_error(r, 400, "unknown_model_type", "model_type must be ensemble or classic.",
-                            NULL);
+            http_send_api_error(r, API_ERR_UNKNOWN_MODEL_TYPE);
             return HANDLER_DONE;
         }
         type = tbuf;
@@ -412,7 +390,7 @@ handler_result handle_history(service *svc, http_req *r, const route_args *args)
         json_object_array_add(a, o);
     }
     cml_history_free(h, n);
-    http_send_json(r, 200, a);
+    http_send_json(r, HTTP_OK, a);
     return HANDLER_DONE;
 }
 
@@ -536,6 +514,6 @@ handler_result handle_comparison(service *svc, http_req *r, const route_args *ar
         json_object_object_add(rec, "reason", json_object_new_string(reason));
     }
     json_object_object_add(o, "recommendation", rec);
-    http_send_json(r, 200, o);
+    http_send_json(r, HTTP_OK, o);
     return HANDLER_DONE;
 }

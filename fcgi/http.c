@@ -3,6 +3,7 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,31 +15,31 @@
 
 const char *http_reason(int status) {
     switch (status) {
-    case 200:
+    case HTTP_OK:
         return "OK";
-    case 202:
+    case HTTP_ACCEPTED:
         return "Accepted";
-    case 204:
+    case HTTP_NO_CONTENT:
         return "No Content";
-    case 400:
+    case HTTP_BAD_REQUEST:
         return "Bad Request";
-    case 401:
+    case HTTP_UNAUTHORIZED:
         return "Unauthorized";
-    case 403:
+    case HTTP_FORBIDDEN:
         return "Forbidden";
-    case 404:
+    case HTTP_NOT_FOUND:
         return "Not Found";
-    case 405:
+    case HTTP_METHOD_NOT_ALLOWED:
         return "Method Not Allowed";
-    case 409:
+    case HTTP_CONFLICT:
         return "Conflict";
-    case 413:
+    case HTTP_PAYLOAD_TOO_LARGE:
         return "Payload Too Large";
-    case 415:
+    case HTTP_UNSUPPORTED_MEDIA_TYPE:
         return "Unsupported Media Type";
-    case 500:
+    case HTTP_INTERNAL_ERROR:
         return "Internal Server Error";
-    case 503:
+    case HTTP_SERVICE_UNAVAILABLE:
         return "Service Unavailable";
     default:
         return "Unknown";
@@ -240,8 +241,8 @@ void http_send_json(http_req *r, int status, json_object *obj) {
     json_object_put(obj);
 }
 
-void http_send_error(http_req *r, int status, const char *code, const char *detail,
-                     const char *extra_header) {
+static void send_error(http_req *r, int status, const char *code, const char *detail,
+                       const char *extra_header) {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "detail", json_object_new_string(detail));
     json_object_object_add(o, "error", json_object_new_string(code));
@@ -250,4 +251,28 @@ void http_send_error(http_req *r, int status, const char *code, const char *deta
         o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     http_send_raw(r, status, "application/json", s, len, extra_header);
     json_object_put(o);
+}
+
+static void send_api_error(http_req *r, api_error e, const char *extra_header, va_list ap) {
+    char detail[512];
+    if ((unsigned)e >= API_ERR__MAX)
+        e = API_ERR_INTERNAL;
+    const api_error_info *info = &api_errors[e];
+    vsnprintf(detail, sizeof detail, info->detail, ap);
+    send_error(r, (int)info->status, info->code, detail,
+               extra_header ? extra_header : info->extra_header);
+}
+
+void http_send_api_error(http_req *r, api_error e, ...) {
+    va_list ap;
+    va_start(ap, e);
+    send_api_error(r, e, NULL, ap);
+    va_end(ap);
+}
+
+void http_send_api_error_header(http_req *r, api_error e, const char *extra_header, ...) {
+    va_list ap;
+    va_start(ap, extra_header);
+    send_api_error(r, e, extra_header, ap);
+    va_end(ap);
 }

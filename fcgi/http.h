@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "api_errors.h"
+
 typedef struct http_req {
     FCGX_Request *fcgi;
     const char *method;
@@ -56,9 +58,13 @@ bool http_content_type_is(const http_req *r, const char *type);
 
 /* Sends status, headers and a JSON body (takes ownership of obj). */
 void http_send_json(http_req *r, int status, json_object *obj);
-/* {"detail": ..., "error": code}; extra_header is one "Name: value" line or NULL. */
-void http_send_error(http_req *r, int status, const char *code, const char *detail,
-                     const char *extra_header);
+/*
+ * The error answer of a row of the error table ({"detail": ..., "error": code}, the row's
+ * status and extra header); the arguments fill the row's detail when it is a format.
+ */
+void http_send_api_error(http_req *r, api_error e, ...);
+/* The same with another extra header ("Name: value"), e.g. the Allow of a 405. */
+void http_send_api_error_header(http_req *r, api_error e, const char *extra_header, ...);
 /* Any other body (text/plain for /metrics, text/csv). */
 void http_send_raw(http_req *r, int status, const char *content_type, const char *body, size_t len,
                    const char *extra_header);

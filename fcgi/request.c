@@ -13,16 +13,15 @@ json_object *request_json_body(http_req *r, bool body_required) {
     if (r->body == NULL || r->body_len == 0) {
         if (!body_required)
             return NULL;
-        http_send_error(r, 400, "missing_body", "The request needs a JSON body.", NULL);
+        http_send_api_error(r, API_ERR_MISSING_BODY);
         return NULL;
     }
     if (!http_content_type_is(r, "application/json")) {
-        http_send_error(r, 415, "unsupported_media_type", "Send the body as application/json.",
-                        NULL);
+        http_send_api_error(r, API_ERR_UNSUPPORTED_MEDIA_TYPE);
         return NULL;
     }
     if (!cml_utf8_valid(r->body, r->body_len)) {
-        http_send_error(r, 400, "invalid_utf8", "The body is not valid UTF-8.", NULL);
+        http_send_api_error(r, API_ERR_INVALID_UTF8_BODY);
         return NULL;
     }
     json_tokener *tok = json_tokener_new_ex(64);
@@ -38,12 +37,12 @@ json_object *request_json_body(http_req *r, bool body_required) {
         json_tokener_free(tok);
     }
     if (o == NULL) {
-        http_send_error(r, 400, "malformed_json", "The body is not well-formed JSON.", NULL);
+        http_send_api_error(r, API_ERR_MALFORMED_JSON);
         return NULL;
     }
     if (!json_object_is_type(o, json_type_object)) {
         json_object_put(o);
-        http_send_error(r, 400, "malformed_json", "The body must be a JSON object.", NULL);
+        http_send_api_error(r, API_ERR_NOT_AN_OBJECT);
         return NULL;
     }
     return o;
@@ -55,9 +54,7 @@ const char *request_string_field(http_req *r, json_object *o, const char *key, b
         json_object_is_type(v, json_type_null))
         return NULL;
     if (!json_object_is_type(v, json_type_string)) {
-        char detail[128];
-        snprintf(detail, sizeof detail, "Field '%s' must be a string.", key);
-        http_send_error(r, 400, "wrong_type", detail, NULL);
+        http_send_api_error(r, API_ERR_NOT_A_STRING, key);
         *bad = true;
         return NULL;
     }
@@ -65,10 +62,8 @@ const char *request_string_field(http_req *r, json_object *o, const char *key, b
 }
 
 bool request_text_ok(http_req *r, const service *svc, const char *text, const char *field) {
-    char detail[160];
     if (text == NULL) {
-        snprintf(detail, sizeof detail, "Field '%s' is required.", field);
-        http_send_error(r, 400, "missing_field", detail, NULL);
+        http_send_api_error(r, API_ERR_REQUIRED_FIELD, field);
         return false;
     }
     const char *a = text, *e = text + strlen(text);
@@ -80,13 +75,11 @@ bool request_text_ok(http_req *r, const service *svc, const char *text, const ch
     for (const char *p = a; p < e; p++)
         chars += ((unsigned char)*p & 0xC0) != 0x80;
     if (!cml_utf8_valid(text, strlen(text))) {
-        http_send_error(r, 400, "invalid_utf8", "The text is not valid UTF-8.", NULL);
+        http_send_api_error(r, API_ERR_INVALID_UTF8_TEXT);
         return false;
     }
     if (chars < 1 || chars > svc->cfg.max_text_chars) {
-        snprintf(detail, sizeof detail, "Field '%s' must hold 1 to %lld characters after trimming.",
-                 field, (long long)svc->cfg.max_text_chars);
-        http_send_error(r, 400, "invalid_text", detail, NULL);
+        http_send_api_error(r, API_ERR_INVALID_TEXT, field, (long long)svc->cfg.max_text_chars);
         return false;
     }
     return true;
@@ -95,10 +88,8 @@ bool request_text_ok(http_req *r, const service *svc, const char *text, const ch
 cml_model *request_model(http_req *r, service *svc, cml_model_type type) {
     cml_model *m = cml_registry_acquire(svc->registry, type);
     if (m == NULL) {
-        char detail[160];
-        snprintf(detail, sizeof detail, "The %s model is not loaded; try again later.",
-                 cml_model_type_name(type) ? cml_model_type_name(type) : "requested");
-        http_send_error(r, 503, "model_unavailable", detail, "Retry-After: 5");
+        http_send_api_error(r, API_ERR_MODEL_NOT_LOADED,
+                            cml_model_type_name(type) ? cml_model_type_name(type) : "requested");
     }
     return m;
 }
@@ -108,9 +99,7 @@ bool request_bool_field(http_req *r, json_object *body, const char *key, bool *o
     if (!json_object_object_get_ex(body, key, &v) || json_object_is_type(v, json_type_null))
         return true;
     if (!json_object_is_type(v, json_type_boolean)) {
-        char detail[128];
-        snprintf(detail, sizeof detail, "Field '%s' must be true or false.", key);
-        http_send_error(r, 400, "wrong_type", detail, NULL);
+        http_send_api_error(r, API_ERR_NOT_A_BOOLEAN, key);
         return false;
     }
     *out = json_object_get_boolean(v);

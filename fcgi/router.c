@@ -67,9 +67,7 @@ static bool admin_allowed(const access_policy *access, http_req *r) {
     if (!access->have_api_key) {
         if (access_is_loopback(r->remote_addr))
             return true;
-        http_send_error(r, 403, "forbidden",
-                        "Admin routes are open only to local clients when no API key is set.",
-                        NULL);
+        http_send_api_error(r, API_ERR_FORBIDDEN);
         return false;
     }
     const char *auth = http_header(r, "AUTHORIZATION");
@@ -78,9 +76,7 @@ static bool admin_allowed(const access_policy *access, http_req *r) {
     if (!ok && auth && strncasecmp(auth, "Bearer ", 7) == 0)
         ok = access_key_matches(access, auth + 7);
     if (!ok)
-        http_send_error(r, 401, "unauthorized",
-                        "This route needs the admin key in Authorization: Bearer or X-API-Key.",
-                        "WWW-Authenticate: Bearer");
+        http_send_api_error(r, API_ERR_UNAUTHORIZED);
     return ok;
 }
 
@@ -88,7 +84,7 @@ static void preflight(const access_policy *access, http_req *r, int methods, boo
     char allow[256];
     r->cors_allowed = access_origin_allowed(access, r->origin, admin);
     if (!r->cors_allowed) {
-        http_send_raw(r, 204, NULL, NULL, 0, NULL);
+        http_send_raw(r, HTTP_NO_CONTENT, NULL, NULL, 0, NULL);
         return;
     }
     snprintf(
@@ -97,7 +93,7 @@ static void preflight(const access_policy *access, http_req *r, int methods, boo
         "Access-Control-Allow-Headers: Content-Type, Authorization, X-API-Key, X-Request-Id\r\n"
         "Access-Control-Max-Age: 600",
         methods & GET ? "GET, " : "", methods & POST ? "POST, " : "");
-    http_send_raw(r, 204, NULL, NULL, 0, allow);
+    http_send_raw(r, HTTP_NO_CONTENT, NULL, NULL, 0, allow);
 }
 
 static void dispatch(service *svc, const access_policy *access, http_req *r) {
@@ -121,7 +117,7 @@ static void dispatch(service *svc, const access_policy *access, http_req *r) {
     }
     if (methods_for_path == 0) {
         r->route = "unknown";
-        http_send_error(r, 404, "not_found", "No such route.", NULL);
+        http_send_api_error(r, API_ERR_NOT_FOUND);
         return;
     }
     if (!strcmp(r->method, "OPTIONS")) {
@@ -135,8 +131,7 @@ static void dispatch(service *svc, const access_policy *access, http_req *r) {
                  methods_for_path == (GET | POST) ? ", " : "",
                  methods_for_path & POST ? "POST" : "");
         r->route = "method_not_allowed";
-        http_send_error(r, 405, "method_not_allowed", "This route does not take that method.",
-                        allow);
+        http_send_api_error_header(r, API_ERR_METHOD_NOT_ALLOWED, allow);
         return;
     }
     r->route = hit->path;
@@ -146,12 +141,9 @@ static void dispatch(service *svc, const access_policy *access, http_req *r) {
     if ((hit->flags & ROUTE_BODY) && r->content_length != 0 &&
         !http_read_body(r, svc->cfg.max_body_bytes)) {
         if (r->body_too_large) {
-            char detail[128];
-            snprintf(detail, sizeof detail, "The body is larger than the limit of %lld bytes.",
-                     (long long)svc->cfg.max_body_bytes);
-            http_send_error(r, 413, "payload_too_large", detail, NULL);
+            http_send_api_error(r, API_ERR_PAYLOAD_TOO_LARGE, (long long)svc->cfg.max_body_bytes);
         } else {
-            http_send_error(r, 500, "internal_error", "The body could not be read.", NULL);
+            http_send_api_error(r, API_ERR_BODY_UNREADABLE);
         }
         return;
     }
@@ -160,7 +152,7 @@ static void dispatch(service *svc, const access_policy *access, http_req *r) {
                        .type = (cml_model_type)hit->type,
                        .query_text = (hit->flags & ROUTE_QUERY_TEXT) != 0};
     if (hit->handler(svc, r, &args) != HANDLER_DONE || !r->answered)
-        http_send_error(r, 500, "internal_error", "An internal fault stopped this request.", NULL);
+        http_send_api_error(r, API_ERR_INTERNAL);
 }
 
 void router_serve(service *svc, const access_policy *access, FCGX_Request *fcgi) {

@@ -28,10 +28,10 @@
 #define TRAINING_DATA_MAX ((size_t)2 << 30)
 
 struct cml_blob_store {
-    cml_blob_client *client; /* owned */
-    char *container;         /* owned */
-    char *pointer[3];        /* owned, indexed by cml_model_type */
-    cml_blob_log_fn log;     /* the client's log callback, for the store's own lines */
+    cml_blob_client *client;         /* owned */
+    char *container;                 /* owned */
+    char *pointer[CML_MODEL__COUNT]; /* owned, indexed by cml_model_type */
+    cml_blob_log_fn log;             /* the client's log callback, for the store's own lines */
     void *log_ctx;
 };
 
@@ -306,13 +306,14 @@ static bool selection_valid(const cml_selection *sel, cml_diag *diag) {
         cml_diag_set(diag, CML_ERR_INVALID, "selection: active_type must be classic or ensemble");
         return false;
     }
-    const char *v[2] = {sel->classic_version, sel->ensemble_version};
-    for (int i = 0; i < 2; i++)
-        if (memchr(v[i], '\0', 40) == NULL || (v[i][0] != '\0' && !cml_version_valid(v[i]))) {
+    for (cml_model_type m = CML_MODEL_CLASSIC; m < CML_MODEL__COUNT; m++) {
+        const char *v = m == CML_MODEL_CLASSIC ? sel->classic_version : sel->ensemble_version;
+        if (memchr(v, '\0', 40) == NULL || (v[0] != '\0' && !cml_version_valid(v))) {
             cml_diag_set(diag, CML_ERR_INVALID, "selection: invalid %s version",
-                         i == 0 ? "classic" : "ensemble");
+                         cml_model_type_name(m));
             return false;
         }
+    }
     if (sel->updated_at < 0) {
         cml_diag_set(diag, CML_ERR_INVALID, "selection: negative updated_at");
         return false;
@@ -362,7 +363,7 @@ void cml_blob_store_free(cml_blob_store *s) {
         return;
     cml_blob_client_free(s->client);
     cml_free(s->container);
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < CML_MODEL__COUNT; i++)
         cml_free(s->pointer[i]);
     cml_free(s);
 }

@@ -13,6 +13,8 @@ const char *cml_model_type_name(cml_model_type t) {
         return "classic";
     case CML_MODEL_ENSEMBLE:
         return "ensemble";
+    case CML_MODEL__COUNT:
+        break;
     }
     return NULL;
 }

@@ -21,6 +21,7 @@
 typedef enum cml_model_type {
     CML_MODEL_CLASSIC = 1,
     CML_MODEL_ENSEMBLE = 2,
+    CML_MODEL__COUNT /* arrays indexed by type; loops run from CML_MODEL_CLASSIC below it */
 } cml_model_type;
 
 /* "classic" / "ensemble"; NULL for other values. */

@@ -21,8 +21,8 @@ typedef struct slot {
 
 struct cml_registry {
     char *dir;
-    pthread_mutex_t lock; /* guards the pointers only; never held while loading */
-    slot slots[3];        /* indexed by cml_model_type */
+    pthread_mutex_t lock;         /* guards the pointers only; never held while loading */
+    slot slots[CML_MODEL__COUNT]; /* indexed by cml_model_type */
 };
 
 cml_registry *cml_registry_new(const char *store_dir) {
@@ -41,7 +41,7 @@ cml_registry *cml_registry_new(const char *store_dir) {
 void cml_registry_free(cml_registry *r) {
     if (r == NULL)
         return;
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < CML_MODEL__COUNT; i++)
         cml_model_release(r->slots[i].model);
     pthread_mutex_destroy(&r->lock);
     cml_free(r->dir);
@@ -121,7 +121,7 @@ cml_err cml_registry_load(cml_registry *r, cml_model_type type, const char *vers
 }
 
 cml_model *cml_registry_acquire(cml_registry *r, cml_model_type type) {
-    if ((unsigned)type >= 3)
+    if ((unsigned)type >= CML_MODEL__COUNT)
         return NULL;
     pthread_mutex_lock(&r->lock);
     cml_model *m = cml_model_retain(r->slots[type].model);
@@ -131,7 +131,7 @@ cml_model *cml_registry_acquire(cml_registry *r, cml_model_type type) {
 
 void cml_registry_info(cml_registry *r, cml_model_type type, cml_slot_info *out) {
     memset(out, 0, sizeof(*out));
-    if ((unsigned)type >= 3)
+    if ((unsigned)type >= CML_MODEL__COUNT)
         return;
     pthread_mutex_lock(&r->lock);
     slot *s = &r->slots[type];

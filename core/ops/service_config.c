@@ -10,6 +10,8 @@
 #include <strings.h>
 
 #include "base/cml_alloc.h"
+#include "model/model.h"
+#include "ops/service_log.h"
 
 #ifndef CML_BINDIR
 #define CML_BINDIR "/usr/local/bin"
@@ -26,9 +28,19 @@
         .default_value = def, .min = lo, .max = hi, .choices = ch, .help = h                       \
     }
 
+static const cml_config_enum model_types[] = {
+    {"ensemble", CML_MODEL_ENSEMBLE}, {"classic", CML_MODEL_CLASSIC}, {NULL, 0}};
+static const cml_config_enum log_levels[] = {{"debug", CML_LOG_DEBUG},
+                                             {"info", CML_LOG_INFO},
+                                             {"warn", CML_LOG_WARN},
+                                             {"error", CML_LOG_ERROR},
+                                             {NULL, 0}};
+static const cml_config_enum log_formats[] = {
+    {"logfmt", CML_LOG_LOGFMT}, {"json", CML_LOG_JSON}, {NULL, 0}};
+
 const cml_config_key cml_config_keys[] = {
     KEY("model_type", "MODEL_TYPE", CML_CONF_ENUM, model_type, DEFAULT_MODEL_TYPE, 0, 0,
-        "ensemble|classic", "model selected at first start"),
+        model_types, "model selected at first start"),
     KEY("model_cache_dir", "MODEL_CACHE_DIR", CML_CONF_PATH, model_cache_dir,
         CML_LOCALSTATEDIR "/lib/cultivate-ml/models", 0, 0, NULL, "local model store and cache"),
     KEY("state_dir", "STATE_DIR", CML_CONF_PATH, state_dir, CML_LOCALSTATEDIR "/lib/cultivate-ml",
@@ -54,9 +66,9 @@ const cml_config_key cml_config_keys[] = {
         "most texts in one batch"),
     KEY("threads", "FCGI_THREADS", CML_CONF_INT, threads, "2", 1, 256, NULL,
         "request threads per worker process"),
-    KEY("log_level", "LOG_LEVEL", CML_CONF_ENUM, log_level, "info", 0, 0, "debug|info|warn|error",
+    KEY("log_level", "LOG_LEVEL", CML_CONF_ENUM, log_level, "info", 0, 0, log_levels,
         "least severe level logged"),
-    KEY("log_format", "LOG_FORMAT", CML_CONF_ENUM, log_format, "logfmt", 0, 0, "logfmt|json",
+    KEY("log_format", "LOG_FORMAT", CML_CONF_ENUM, log_format, "logfmt", 0, 0, log_formats,
         "log line format on stderr"),
     KEY("cors_allowed_origins", "CORS_ALLOWED_ORIGINS", CML_CONF_STRING, cors_allowed_origins, "",
         0, 0, NULL, "comma-separated origins allowed by CORS"),
@@ -114,19 +126,19 @@ static cml_err set_value(cml_config *cfg, const cml_config_key *k, const char *v
         return CML_OK;
     }
     case CML_CONF_ENUM: {
-        size_t len = strlen(value);
-        const char *c = k->choices;
-        bool ok = false;
-        while (*c && !ok) {
-            size_t n = strcspn(c, "|");
-            ok = n == len && strncmp(c, value, n) == 0;
-            c += n + (c[n] == '|');
+        char names[128];
+        size_t o = 0;
+        for (const cml_config_enum *c = k->choices; c->name; c++) {
+            if (strcmp(c->name, value) == 0) {
+                *(int *)field(cfg, k) = c->value;
+                return CML_OK;
+            }
+            o += (size_t)snprintf(names + o, o < sizeof names ? sizeof names - o : 0, "%s%s",
+                                  o ? "|" : "", c->name);
         }
-        if (!ok)
-            return cml_diag_set(diag, CML_ERR_CONFIG, "%s (%s): '%s' is not one of %s", k->name,
-                                origin, value, k->choices);
+        return cml_diag_set(diag, CML_ERR_CONFIG, "%s (%s): '%s' is not one of %s", k->name, origin,
+                            value, names);
     }
-        /* fall through */
     case CML_CONF_STRING:
     case CML_CONF_PATH:
     case CML_CONF_SECRET: {
@@ -241,12 +253,19 @@ void cml_config_release(cml_config *cfg) {
         return;
     for (size_t i = 0; i < cml_config_n_keys; i++) {
         const cml_config_key *k = &cml_config_keys[i];
-        if (k->type != CML_CONF_BOOL && k->type != CML_CONF_INT) {
+        if (k->type != CML_CONF_BOOL && k->type != CML_CONF_INT && k->type != CML_CONF_ENUM) {
             char **s = field(cfg, k);
             cml_free(*s);
             *s = NULL;
         }
     }
+}
+
+const char *cml_config_enum_name(const cml_config_key *k, int value) {
+    for (const cml_config_enum *c = k->type == CML_CONF_ENUM ? k->choices : NULL; c && c->name; c++)
+        if (c->value == value)
+            return c->name;
+    return "";
 }
 
 void cml_config_dump(const cml_config *cfg, FILE *out) {
@@ -262,6 +281,9 @@ void cml_config_dump(const cml_config *cfg, FILE *out) {
             break;
         case CML_CONF_SECRET:
             fprintf(out, "%s = %s\n", k->name, **(char *const *)f ? "(set)" : "");
+            break;
+        case CML_CONF_ENUM:
+            fprintf(out, "%s = %s\n", k->name, cml_config_enum_name(k, *(const int *)f));
             break;
         default:
             fprintf(out, "%s = %s\n", k->name, *(char *const *)f);

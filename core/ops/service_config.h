@@ -15,7 +15,7 @@
 #include "base/cml_error.h"
 
 typedef struct cml_config {
-    char *model_type; /* "ensemble" or "classic": the initial selection */
+    int model_type; /* cml_model_type: the initial selection */
     char *model_cache_dir;
     char *state_dir;
     bool use_azure_storage;
@@ -29,8 +29,8 @@ typedef struct cml_config {
     int64_t max_text_chars;
     int64_t max_batch;
     int64_t threads;
-    char *log_level;
-    char *log_format;
+    int log_level;  /* cml_log_level */
+    int log_format; /* cml_log_format */
     char *cors_allowed_origins;
     char *training_data;
     char *trainer_path;
@@ -50,14 +50,20 @@ typedef enum cml_config_type {
     CML_CONF_ENUM,
 } cml_config_type;
 
+/* A name a CML_CONF_ENUM key takes and the int stored for it; a table ends with {NULL, 0}. */
+typedef struct cml_config_enum {
+    const char *name;
+    int value;
+} cml_config_enum;
+
 typedef struct cml_config_key {
     const char *name; /* in the config file */
     const char *env;  /* environment variable */
     cml_config_type type;
     size_t offset; /* into cml_config */
     const char *default_value;
-    int64_t min, max;    /* CML_CONF_INT */
-    const char *choices; /* CML_CONF_ENUM: "a|b|c" */
+    int64_t min, max;               /* CML_CONF_INT */
+    const cml_config_enum *choices; /* CML_CONF_ENUM: the names, parsed once at load */
     const char *help;
 } cml_config_key;
 
@@ -71,6 +77,9 @@ extern const size_t cml_config_n_keys;
  */
 cml_err cml_config_load(cml_config *cfg, const char *path, bool file_optional, cml_diag *diag);
 void cml_config_release(cml_config *cfg);
+
+/* The name of an enum key's value (e.g. "info" for log_level), or "" for none. */
+const char *cml_config_enum_name(const cml_config_key *k, int value);
 
 /* Writes the effective configuration as `key = value` lines; secrets are masked. */
 void cml_config_dump(const cml_config *cfg, FILE *out);

@@ -12,12 +12,9 @@
 static cml_log_level threshold = CML_LOG_INFO;
 static bool json_lines;
 
-void cml_log_configure(const char *level, const char *format) {
-    static const char *const names[] = {"debug", "info", "warn", "error"};
-    for (int i = 0; i < 4; i++)
-        if (level && strcmp(level, names[i]) == 0)
-            threshold = (cml_log_level)i;
-    json_lines = format && strcmp(format, "json") == 0;
+void cml_log_configure(cml_log_level level, cml_log_format format) {
+    threshold = level;
+    json_lines = format == CML_LOG_JSON;
 }
 
 bool cml_log_enabled(cml_log_level level) { return level >= threshold; }

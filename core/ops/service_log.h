@@ -15,8 +15,10 @@ typedef enum cml_log_level {
     CML_LOG_ERROR
 } cml_log_level;
 
-/* Sets the threshold and format ("logfmt" or "json"); safe to call before threads start. */
-void cml_log_configure(const char *level, const char *format);
+typedef enum cml_log_format { CML_LOG_LOGFMT, CML_LOG_JSON } cml_log_format;
+
+/* Sets the threshold and format; safe to call before threads start. */
+void cml_log_configure(cml_log_level level, cml_log_format format);
 bool cml_log_enabled(cml_log_level level);
 
 /* cml_log(CML_LOG_INFO, "model_loaded", "model", "classic", "version", v, NULL); */

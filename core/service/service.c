@@ -21,8 +21,6 @@
 #include "ops/prom.h"
 #include "learn/trainer.h"
 
-static const cml_model_type all_types[] = {CML_MODEL_ENSEMBLE, CML_MODEL_CLASSIC};
-
 void service_record_model(service *svc, const cml_model *m, bool local, bool blob) {
     cml_catalog_record(svc->state, m, local, blob);
 }
@@ -64,8 +62,7 @@ static cml_err ensure_models(service *svc, cml_diag *diag) {
     /* Workers starting together: one trains, the others wait and then find the model. */
     flock(fd, LOCK_EX);
     cml_err err = CML_OK;
-    for (size_t i = 0; i < 2 && err == CML_OK; i++) {
-        cml_model_type t = all_types[i];
+    for (cml_model_type t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT && err == CML_OK; t++) {
         if (!service_type_available(t))
             continue;
         if (cml_local_store_latest(svc->cfg.model_cache_dir, cml_model_type_name(t), v) == CML_OK)
@@ -79,8 +76,8 @@ static cml_err ensure_models(service *svc, cml_diag *diag) {
 
 /* Registers every version present in the local store that the shared state does not know. */
 static void reconcile_store(service *svc) {
-    for (size_t i = 0; i < 2; i++) {
-        const char *name = cml_model_type_name(all_types[i]);
+    for (cml_model_type t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT; t++) {
+        const char *name = cml_model_type_name(t);
         char(*versions)[CML_VERSION_MAX] = NULL;
         size_t n = 0;
         cml_model_record *known = NULL;
@@ -126,8 +123,7 @@ static cml_err apply_locked(service *svc, cml_diag *diag) {
     if (err != CML_OK)
         return cml_diag_set(diag, err, "cannot read the model selection");
     cml_err first = CML_OK;
-    for (size_t i = 0; i < 2; i++) {
-        cml_model_type t = all_types[i];
+    for (cml_model_type t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT; t++) {
         char want[CML_VERSION_MAX];
         cml_slot_info info;
         if (!service_type_available(t) || !desired_version(svc, &sel, t, want))
@@ -153,9 +149,9 @@ static cml_err apply_locked(service *svc, cml_diag *diag) {
         atomic_store(&svc->active_type, (int)active);
     atomic_store(&svc->seen_generation, gen);
     size_t bytes = 0;
-    for (size_t i = 0; i < 2; i++) {
+    for (cml_model_type t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT; t++) {
         cml_slot_info info;
-        cml_registry_info(svc->registry, all_types[i], &info);
+        cml_registry_info(svc->registry, t, &info);
         bytes += info.bytes;
     }
     cml_prom_set_process(bytes, cml_alloc_in_use());
@@ -196,12 +192,12 @@ cml_err service_start(service *svc, cml_diag *diag) {
     if (svc->registry == NULL)
         return CML_ERR_NOMEM;
     cml_model_type wanted;
-    if (cml_model_type_parse(svc->cfg.model_type, &wanted) != CML_OK ||
-        !service_type_available(wanted))
+    wanted = (cml_model_type)svc->cfg.model_type;
+    if (!service_type_available(wanted))
         return cml_diag_set(
             diag, CML_ERR_CONFIG,
             "model_type: this build cannot serve '%s' (built without XGBoost or FANN)",
-            svc->cfg.model_type);
+            cml_model_type_name(wanted));
     cml_state_jobs_reap(svc->state, process_alive);
     if ((err = storage_open(&svc->storage, diag)) != CML_OK)
         return err;
@@ -210,7 +206,7 @@ cml_err service_start(service *svc, cml_diag *diag) {
         return err;
     reconcile_store(svc);
     cml_selection sel;
-    if ((err = cml_state_init_selection(svc->state, svc->cfg.model_type, &sel)) != CML_OK)
+    if ((err = cml_state_init_selection(svc->state, cml_model_type_name(wanted), &sel)) != CML_OK)
         return cml_diag_set(diag, err, "cannot initialise the model selection");
     storage_publish_and_adopt(&svc->storage); /* models trained here; the fleet's selection */
     cml_diag d = {{0}};

@@ -111,7 +111,7 @@ static void sweep_job_data(service *svc, const char *dir, const char *own_task) 
         snprintf(task, sizeof task, "%.*s", (int)(n - 4), e->d_name);
         cml_job job;
         if (strcmp(task, own_task) == 0 || cml_state_job_get(svc->state, task, &job) != CML_OK ||
-            strcmp(job.status, "running") == 0)
+            job.status == CML_JOB_RUNNING)
             continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         unlink(path);
@@ -156,8 +156,8 @@ cml_err service_start_retrain(service *svc, const service_retrain_data *req, con
         err =
             training_job_spawn(svc, out->task_id, type_name, path, req->params, req->n_params, &d);
     if (err != CML_OK) {
-        cml_state_job_finish(svc->state, out->task_id, "failed", "the trainer could not be started",
-                             NULL);
+        cml_state_job_finish(svc->state, out->task_id, CML_JOB_FAILED,
+                             "the trainer could not be started", NULL);
         unlink(path);
         return cml_diag_set(diag, CML_ERR_TRAIN, "the trainer could not be started: %s", d.msg);
     }

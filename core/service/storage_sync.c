@@ -27,13 +27,13 @@
 typedef struct storage {
     pthread_mutex_t lock;  /* one sync at a time in this process */
     cml_blob_store *store; /* NULL until the store could be opened */
-    char pointer_etag[3][CML_BLOB_ETAG_MAX];
+    char pointer_etag[CML_MODEL__COUNT][CML_BLOB_ETAG_MAX];
     char active_etag[CML_BLOB_ETAG_MAX];
-    bool store_had_model[3];
+    bool store_had_model[CML_MODEL__COUNT];
     /* The last download of a type's pointer was refused; refused_etag is that blob's ETag once
        known, so that an unchanged corrupt pointer costs one HEAD a round, not a download. */
-    bool refused[3];
-    char refused_etag[3][CML_BLOB_ETAG_MAX];
+    bool refused[CML_MODEL__COUNT];
+    char refused_etag[CML_MODEL__COUNT][CML_BLOB_ETAG_MAX];
     int lock_fd; /* the instance-wide sync lock, held by the leading worker */
     bool leader;
     pthread_t thread;
@@ -43,8 +43,6 @@ typedef struct storage {
 } storage;
 
 static storage S = {.lock = PTHREAD_MUTEX_INITIALIZER, .lock_fd = -1};
-
-static const cml_model_type types[] = {CML_MODEL_ENSEMBLE, CML_MODEL_CLASSIC};
 
 static void blob_log(void *ctx, const char *line) {
     (void)ctx;
@@ -225,9 +223,9 @@ void storage_pull_models(const storage_ctx *ctx) {
     pthread_mutex_lock(&S.lock);
     cml_diag d = {{0}};
     bool ok = ensure_open(ctx, &d), changed = false;
-    for (size_t i = 0; ok && i < 2; i++)
-        if (service_type_available(types[i]))
-            ok = pull_type(ctx, types[i], &changed, &d);
+    for (cml_model_type t = CML_MODEL_CLASSIC; ok && t < CML_MODEL__COUNT; t++)
+        if (service_type_available(t))
+            ok = pull_type(ctx, t, &changed, &d);
     set_reachable(ctx, ok, d.msg);
     pthread_mutex_unlock(&S.lock);
 }
@@ -267,15 +265,15 @@ static bool sync_selection(const storage_ctx *ctx, bool startup, cml_diag *diag)
                    strcmp(local.ensemble_version, remote.ensemble_version);
     if (differs && (startup || remote.updated_at >= local.updated_at)) {
         /* Pinned versions must be in the cache before the workers look for them. */
-        for (size_t i = 0; i < 2; i++) {
+        for (cml_model_type t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT; t++) {
             const char *pin =
-                types[i] == CML_MODEL_CLASSIC ? remote.classic_version : remote.ensemble_version;
-            if (!pin[0] || !service_type_available(types[i]))
+                t == CML_MODEL_CLASSIC ? remote.classic_version : remote.ensemble_version;
+            if (!pin[0] || !service_type_available(t))
                 continue;
             cml_blob_sync_result res;
             memset(&res, 0, sizeof res);
-            if (cml_blob_store_fetch_version(S.store, types[i], pin, ctx->cfg->model_cache_dir,
-                                             false, &res, diag) == CML_OK &&
+            if (cml_blob_store_fetch_version(S.store, t, pin, ctx->cfg->model_cache_dir, false,
+                                             &res, diag) == CML_OK &&
                 res.model)
                 cml_catalog_record(ctx->state, res.model, true, true);
             cml_blob_sync_result_release(&res);
@@ -330,8 +328,7 @@ void storage_publish_and_adopt(const storage_ctx *ctx) {
     pthread_mutex_lock(&S.lock);
     cml_diag d = {{0}};
     bool ok = ensure_open(ctx, &d), changed = false;
-    for (size_t i = 0; ok && i < 2; i++) {
-        cml_model_type t = types[i];
+    for (cml_model_type t = CML_MODEL_CLASSIC; ok && t < CML_MODEL__COUNT; t++) {
         if (!service_type_available(t) || S.store_had_model[t])
             continue;
         cml_err err = publish_type(ctx, t, &changed, &d);
@@ -367,22 +364,22 @@ cml_err storage_fetch_training_data(const storage_ctx *ctx, const char *path, cm
 
 /* Records the versions the blob store holds, so GET /api/v1/models can list them. */
 static void record_blob_versions(const storage_ctx *ctx) {
-    for (size_t i = 0; i < 2; i++) {
+    for (cml_model_type t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT; t++) {
         cml_blob_version *v = NULL;
         size_t n = 0;
         cml_diag d = {{0}};
-        if (cml_blob_store_list_versions(S.store, types[i], false, &v, &n, NULL, &d) != CML_OK)
+        if (cml_blob_store_list_versions(S.store, t, false, &v, &n, NULL, &d) != CML_OK)
             continue;
         cml_model_record *known = NULL;
         size_t nk = 0;
-        cml_state_list_models(ctx->state, cml_model_type_name(types[i]), &known, &nk);
+        cml_state_list_models(ctx->state, cml_model_type_name(t), &known, &nk);
         for (size_t k = 0; k < n; k++) {
             cml_model_record rec;
             memset(&rec, 0, sizeof rec);
             for (size_t j = 0; j < nk; j++)
                 if (!strcmp(known[j].version, v[k].version))
                     rec = known[j]; /* keeps metrics, hash and the local flag */
-            snprintf(rec.model_type, sizeof rec.model_type, "%s", cml_model_type_name(types[i]));
+            snprintf(rec.model_type, sizeof rec.model_type, "%s", cml_model_type_name(t));
             snprintf(rec.version, sizeof rec.version, "%s", v[k].version);
             rec.size_bytes = (int64_t)v[k].bytes;
             if (rec.created_at == 0) {
@@ -423,8 +420,7 @@ static void sync_round(const storage_ctx *ctx) {
     bool changed = false;
     pthread_mutex_lock(&S.lock);
     bool ok = ensure_open(ctx, &d);
-    for (size_t i = 0; ok && i < 2; i++) {
-        cml_model_type t = types[i];
+    for (cml_model_type t = CML_MODEL_CLASSIC; ok && t < CML_MODEL__COUNT; t++) {
         if (!service_type_available(t))
             continue;
         ok = pull_type(ctx, t, &changed, &d);
@@ -437,10 +433,9 @@ static void sync_round(const storage_ctx *ctx) {
     if (ok)
         ok = sync_selection(ctx, false, &d);
     if (ok && changed)
-        for (size_t i = 0; i < 2; i++)
-            if (service_type_available(types[i]))
-                cml_blob_store_prune(S.store, types[i], (size_t)ctx->cfg->retain_versions, NULL,
-                                     &d);
+        for (cml_model_type t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT; t++)
+            if (service_type_available(t))
+                cml_blob_store_prune(S.store, t, (size_t)ctx->cfg->retain_versions, NULL, &d);
     if (ok && (changed || !S.listed)) {
         record_blob_versions(ctx);
         S.listed = true;

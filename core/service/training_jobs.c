@@ -75,12 +75,12 @@ static void *watch_job(void *arg) {
                  WEXITSTATUS(status));
     /* A no-op when the trainer already reported its own end. */
     if (reason[0])
-        cml_state_job_finish(w->svc->state, w->task_id, "failed", reason, NULL);
+        cml_state_job_finish(w->svc->state, w->task_id, CML_JOB_FAILED, reason, NULL);
     training_job_clean_cache(w->svc->cfg.model_cache_dir, w->pid);
     unlink(w->data_path);
     cml_job job;
     bool ok = cml_state_job_get(w->svc->state, w->task_id, &job) == CML_OK &&
-              strcmp(job.status, "completed") == 0;
+              job.status == CML_JOB_COMPLETED;
     cml_prom_inc(ok ? CML_M_TRAINING_COMPLETED : CML_M_TRAINING_FAILED, 1);
     cml_log(ok ? CML_LOG_INFO : CML_LOG_ERROR, ok ? "training_completed" : "training_failed",
             "task_id", w->task_id, "version", ok ? job.version : "", "reason",

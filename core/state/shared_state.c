@@ -517,7 +517,25 @@ cml_err cml_state_job_progress(cml_state *st, const char *task_id, double progre
         task_id, progress, step, NULL, NULL, pid);
 }
 
-cml_err cml_state_job_finish(cml_state *st, const char *task_id, const char *status,
+static const char *const job_status_names[CML_JOB__MAX] = {
+    [CML_JOB_RUNNING] = "running",
+    [CML_JOB_COMPLETED] = "completed",
+    [CML_JOB_FAILED] = "failed",
+};
+
+const char *cml_job_status_name(cml_job_status s) {
+    return (unsigned)s < CML_JOB__MAX ? job_status_names[s] : NULL;
+}
+
+/* The status stored as name; an unknown name reads as failed. */
+static cml_job_status job_status_parse(const char *name) {
+    for (int k = 0; k < CML_JOB__MAX; k++)
+        if (strcmp(name, job_status_names[k]) == 0)
+            return (cml_job_status)k;
+    return CML_JOB_FAILED;
+}
+
+cml_err cml_state_job_finish(cml_state *st, const char *task_id, cml_job_status status,
                              const char *error, const char *version) {
     return exec_job_update(st,
                            "UPDATE training_jobs SET status = ?3, error = ?4, version = ?5,"
@@ -525,7 +543,8 @@ cml_err cml_state_job_finish(cml_state *st, const char *task_id, const char *sta
                            " ELSE progress END, current_task = CASE WHEN ?3 = 'completed' THEN"
                            " 'done' ELSE current_task END"
                            " WHERE task_id = ?1 AND status = 'running' AND ?2 >= 0",
-                           task_id, 0, status, error, version, (int64_t)time(NULL));
+                           task_id, 0, cml_job_status_name(status), error, version,
+                           (int64_t)time(NULL));
 }
 
 static cml_err read_job(cml_state *st, const char *where, const char *arg, cml_job *out) {
@@ -545,7 +564,9 @@ static cml_err read_job(cml_state *st, const char *where, const char *arg, cml_j
             memset(out, 0, sizeof(*out));
             copy_col(out->task_id, sizeof out->task_id, s, 0);
             copy_col(out->model_type, sizeof out->model_type, s, 1);
-            copy_col(out->status, sizeof out->status, s, 2);
+            char status[16];
+            copy_col(status, sizeof status, s, 2);
+            out->status = job_status_parse(status);
             out->progress = sqlite3_column_double(s, 3);
             copy_col(out->current_task, sizeof out->current_task, s, 4);
             out->start_time = sqlite3_column_int64(s, 5);
@@ -590,7 +611,7 @@ cml_err cml_state_jobs_reap(cml_state *st, bool (*alive)(int64_t pid)) {
     /* A job not yet given its pid is being started right now: only an old one is stale. */
     for (size_t i = 0; i < n; i++)
         if ((pids[i] <= 0 && time(NULL) - started[i] > 60) || (pids[i] > 0 && !alive(pids[i])))
-            cml_state_job_finish(st, ids[i], "failed",
+            cml_state_job_finish(st, ids[i], CML_JOB_FAILED,
                                  "the training process ended without reporting (crash or restart)",
                                  NULL);
     return CML_OK;

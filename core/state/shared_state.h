@@ -79,10 +79,21 @@ cml_err cml_state_each_feedback(cml_state *st,
 /* Feedback counts per correct label as a JSON object text (caller frees). */
 cml_err cml_state_feedback_counts(cml_state *st, char **json);
 
+/* The state of a training job, stored by name. */
+typedef enum cml_job_status {
+    CML_JOB_RUNNING,
+    CML_JOB_COMPLETED,
+    CML_JOB_FAILED,
+    CML_JOB__MAX
+} cml_job_status;
+
+/* "running", "completed", "failed"; NULL for other values. */
+const char *cml_job_status_name(cml_job_status s);
+
 typedef struct cml_job {
     char task_id[40];
     char model_type[16];
-    char status[16]; /* running, completed, failed */
+    cml_job_status status;
     double progress; /* 0..100 */
     char current_task[128];
     int64_t start_time, finished_at;
@@ -95,8 +106,8 @@ typedef struct cml_job {
 cml_err cml_state_job_start(cml_state *st, const cml_job *job);
 cml_err cml_state_job_progress(cml_state *st, const char *task_id, double progress,
                                const char *step, int64_t pid);
-/* Ends a running job: status "completed" or "failed". */
-cml_err cml_state_job_finish(cml_state *st, const char *task_id, const char *status,
+/* Ends a running job: CML_JOB_COMPLETED or CML_JOB_FAILED. */
+cml_err cml_state_job_finish(cml_state *st, const char *task_id, cml_job_status status,
                              const char *error, const char *version);
 /* The latest job, or CML_ERR_NOT_FOUND. */
 cml_err cml_state_job_latest(cml_state *st, cml_job *out);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "ops/service_config.h"
+#include "ops/service_log.h"
 #include "unit.h"
 
 static char path[64];
@@ -46,7 +47,7 @@ START_TEST(test_file_then_environment) {
     setenv("FCGI_THREADS", "8", 1);
     ck_assert_int_eq(cml_config_load(&c, path, false, &d), CML_OK);
     ck_assert_int_eq(c.max_batch, 50);
-    ck_assert_str_eq(c.log_level, "debug");
+    ck_assert_int_eq(c.log_level, CML_LOG_DEBUG);
     ck_assert_int_eq(c.threads, 8); /* the environment wins */
     cml_config_release(&c);
     unsetenv("FCGI_THREADS");

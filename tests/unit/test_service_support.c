@@ -267,7 +267,7 @@ static void log_teardown(void) {
         saved_stderr = -1;
         unlink(log_path);
     }
-    cml_log_configure("info", "logfmt");
+    cml_log_configure(CML_LOG_INFO, CML_LOG_LOGFMT);
 }
 
 /* What follows the timestamp field, or fails when the line does not start with one. */
@@ -281,7 +281,7 @@ static const char *after_ts(const char *line, bool json) {
 }
 
 START_TEST(test_log_logfmt_line) {
-    cml_log_configure("info", "logfmt");
+    cml_log_configure(CML_LOG_INFO, CML_LOG_LOGFMT);
     begin_capture();
     cml_log(CML_LOG_INFO, "model_loaded", "model", "classic", "version", "v1", NULL);
     char *out = end_capture(NULL);
@@ -311,7 +311,7 @@ static const struct {
 };
 
 START_TEST(test_log_logfmt_escaping) {
-    cml_log_configure("info", "logfmt");
+    cml_log_configure(CML_LOG_INFO, CML_LOG_LOGFMT);
     begin_capture();
     cml_log(CML_LOG_WARN, "e", "k", quoting[_i].value, NULL);
     size_t len;
@@ -326,7 +326,7 @@ START_TEST(test_log_logfmt_escaping) {
 END_TEST
 
 START_TEST(test_log_json_round_trip) {
-    cml_log_configure("info", "json");
+    cml_log_configure(CML_LOG_INFO, CML_LOG_JSON);
     begin_capture();
     cml_log(CML_LOG_ERROR, "job \"failed\"", "error", "line1\nline2\t\"quoted\" \\ end", "empty",
             "", "missing", NULL, "utf8", "caf\xc3\xa9", NULL);
@@ -365,7 +365,7 @@ END_TEST
 START_TEST(test_log_field_after_long_value) {
     static char big[6000];
     memset(big, 'x', sizeof big - 1);
-    cml_log_configure("info", _i ? "json" : "logfmt");
+    cml_log_configure(CML_LOG_INFO, _i ? CML_LOG_JSON : CML_LOG_LOGFMT);
     begin_capture();
     cml_log(CML_LOG_INFO, "big", "value", big, "after", "x", NULL);
     size_t len;
@@ -384,7 +384,7 @@ START_TEST(test_log_field_after_long_value) {
 END_TEST
 
 START_TEST(test_log_level_threshold) {
-    cml_log_configure("warn", "logfmt");
+    cml_log_configure(CML_LOG_WARN, CML_LOG_LOGFMT);
     ck_assert(!cml_log_enabled(CML_LOG_DEBUG));
     ck_assert(!cml_log_enabled(CML_LOG_INFO));
     ck_assert(cml_log_enabled(CML_LOG_WARN));
@@ -400,14 +400,14 @@ START_TEST(test_log_level_threshold) {
     ck_assert_ptr_nonnull(strstr(out, " level=error event=e "));
     ck_assert_ptr_null(strstr(out, "event=i"));
     free(out);
-    cml_log_configure("debug", "logfmt");
+    cml_log_configure(CML_LOG_DEBUG, CML_LOG_LOGFMT);
     ck_assert(cml_log_enabled(CML_LOG_DEBUG));
     begin_capture();
     cml_log(CML_LOG_DEBUG, "d", NULL);
     out = end_capture(NULL);
     ck_assert_ptr_nonnull(strstr(out, " level=debug event=d "));
     free(out);
-    cml_log_configure("error", NULL);
+    cml_log_configure(CML_LOG_ERROR, CML_LOG_LOGFMT);
     ck_assert(!cml_log_enabled(CML_LOG_WARN));
     ck_assert(cml_log_enabled(CML_LOG_ERROR));
 }
@@ -416,7 +416,7 @@ END_TEST
 START_TEST(test_log_long_value_truncated) {
     static char big[6000];
     memset(big, 'x', sizeof big - 1);
-    cml_log_configure("info", "json");
+    cml_log_configure(CML_LOG_INFO, CML_LOG_JSON);
     begin_capture();
     cml_log(CML_LOG_INFO, "big", "value", big, NULL);
     size_t len;

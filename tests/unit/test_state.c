@@ -475,13 +475,13 @@ START_TEST(test_job_start_conflicts_while_running) {
     ck_assert_int_eq(cml_state_job_start(st, &b), CML_ERR_CONFLICT);
     ck_assert_int_eq(cml_state_job_get(st, "task-b", &got), CML_ERR_NOT_FOUND);
     ck_assert_int_eq(cml_state_job_get(st, "task-a", &got), CML_OK);
-    ck_assert_str_eq(got.status, "running");
+    ck_assert_int_eq(got.status, CML_JOB_RUNNING);
     ck_assert_str_eq(got.model_type, "classic");
     ck_assert_str_eq(got.current_task, "queued");
     ck_assert_int_eq(got.start_time, now);
     ck_assert(got.progress == 0.0);
     /* Once it ended, another may start. */
-    ck_assert_int_eq(cml_state_job_finish(st, "task-a", "failed", "stopped", NULL), CML_OK);
+    ck_assert_int_eq(cml_state_job_finish(st, "task-a", CML_JOB_FAILED, "stopped", NULL), CML_OK);
     ck_assert_int_eq(cml_state_job_start(st, &b), CML_OK);
     cml_state_close(st);
 }
@@ -513,10 +513,11 @@ START_TEST(test_job_finish_completed) {
     ck_assert_int_eq(cml_state_job_start(st, &a), CML_OK);
     ck_assert_int_eq(cml_state_job_progress(st, "task-a", 98, "publishing", 0), CML_OK);
     int64_t t0 = (int64_t)time(NULL);
-    ck_assert_int_eq(cml_state_job_finish(st, "task-a", "completed", NULL, "20260101T000000.000Z"),
-                     CML_OK);
+    ck_assert_int_eq(
+        cml_state_job_finish(st, "task-a", CML_JOB_COMPLETED, NULL, "20260101T000000.000Z"),
+        CML_OK);
     ck_assert_int_eq(cml_state_job_get(st, "task-a", &got), CML_OK);
-    ck_assert_str_eq(got.status, "completed");
+    ck_assert_int_eq(got.status, CML_JOB_COMPLETED);
     ck_assert_double_eq(got.progress, 100);
     ck_assert_str_eq(got.current_task, "done");
     ck_assert_str_eq(got.version, "20260101T000000.000Z");
@@ -525,9 +526,10 @@ START_TEST(test_job_finish_completed) {
     ck_assert_int_le(got.finished_at, (int64_t)time(NULL));
     /* An ended job takes no more updates. */
     ck_assert_int_eq(cml_state_job_progress(st, "task-a", 10, "again", 0), CML_ERR_NOT_FOUND);
-    ck_assert_int_eq(cml_state_job_finish(st, "task-a", "failed", "late", NULL), CML_ERR_NOT_FOUND);
+    ck_assert_int_eq(cml_state_job_finish(st, "task-a", CML_JOB_FAILED, "late", NULL),
+                     CML_ERR_NOT_FOUND);
     ck_assert_int_eq(cml_state_job_get(st, "task-a", &got), CML_OK);
-    ck_assert_str_eq(got.status, "completed");
+    ck_assert_int_eq(got.status, CML_JOB_COMPLETED);
     ck_assert_double_eq(got.progress, 100);
     cml_state_close(st);
 }
@@ -538,9 +540,10 @@ START_TEST(test_job_finish_failed_keeps_progress) {
     cml_job a = job("task-a", (int64_t)time(NULL), 99), got;
     ck_assert_int_eq(cml_state_job_start(st, &a), CML_OK);
     ck_assert_int_eq(cml_state_job_progress(st, "task-a", 30, "fitting", 0), CML_OK);
-    ck_assert_int_eq(cml_state_job_finish(st, "task-a", "failed", "out of memory", NULL), CML_OK);
+    ck_assert_int_eq(cml_state_job_finish(st, "task-a", CML_JOB_FAILED, "out of memory", NULL),
+                     CML_OK);
     ck_assert_int_eq(cml_state_job_get(st, "task-a", &got), CML_OK);
-    ck_assert_str_eq(got.status, "failed");
+    ck_assert_int_eq(got.status, CML_JOB_FAILED);
     ck_assert_double_eq(got.progress, 30);
     ck_assert_str_eq(got.current_task, "fitting");
     ck_assert_str_eq(got.error, "out of memory");
@@ -565,7 +568,8 @@ START_TEST(test_job_latest) {
         ck_assert_int_eq(cml_state_job_latest(st, &got), CML_OK);
         /* The latest start; on a tie, the one started last. */
         ck_assert_str_eq(got.task_id, i == 0 ? "task-b" : i == 1 ? "task-b" : "task-c");
-        ck_assert_int_eq(cml_state_job_finish(st, jobs[i].id, "completed", NULL, "v"), CML_OK);
+        ck_assert_int_eq(cml_state_job_finish(st, jobs[i].id, CML_JOB_COMPLETED, NULL, "v"),
+                         CML_OK);
     }
     cml_state_close(st);
 }
@@ -599,7 +603,7 @@ START_TEST(test_reap_job_of_dead_process) {
     reap_one(5, 4242, false, &got);
     ck_assert_int_eq(alive_calls, 1);
     ck_assert_int_eq(alive_pid, 4242);
-    ck_assert_str_eq(got.status, "failed");
+    ck_assert_int_eq(got.status, CML_JOB_FAILED);
     ck_assert_ptr_nonnull(strstr(got.error, "ended without reporting"));
     ck_assert_int_gt(got.finished_at, 0);
 }
@@ -609,7 +613,7 @@ START_TEST(test_reap_spares_live_process) {
     cml_job got;
     reap_one(5000, 4242, true, &got);
     ck_assert_int_eq(alive_calls, 1);
-    ck_assert_str_eq(got.status, "running");
+    ck_assert_int_eq(got.status, CML_JOB_RUNNING);
 }
 END_TEST
 
@@ -617,7 +621,7 @@ START_TEST(test_reap_spares_job_just_started_without_pid) {
     cml_job got;
     reap_one(5, 0, false, &got);
     ck_assert_int_eq(alive_calls, 0);
-    ck_assert_str_eq(got.status, "running");
+    ck_assert_int_eq(got.status, CML_JOB_RUNNING);
 }
 END_TEST
 
@@ -625,7 +629,7 @@ START_TEST(test_reap_old_job_without_pid) {
     cml_job got;
     reap_one(120, 0, true, &got);
     ck_assert_int_eq(alive_calls, 0);
-    ck_assert_str_eq(got.status, "failed");
+    ck_assert_int_eq(got.status, CML_JOB_FAILED);
 }
 END_TEST
 
