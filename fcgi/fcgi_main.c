@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/cml_alloc.h"
+#include "base/parse_number.h"
 #include "handlers.h"
 #include "router.h"
 #include "service/service.h"
@@ -65,12 +66,12 @@ int main(int argc, char **argv) {
     setenv("OMP_WAIT_POLICY", "passive", 0);
     const char *config_path = CML_SYSCONFDIR "/cultivate-ml.conf";
     bool explicit_config = false, check_only = false;
-    int c, workers = 0;
+    int c;
+    long long workers = 0;
     while ((c = getopt_long(argc, argv, "c:w:Vh", opts, NULL)) != -1) {
         switch (c) {
         case 'w':
-            workers = atoi(optarg);
-            if (workers < 1 || workers > 64) {
+            if (!cml_parse_int(optarg, 1, 64, &workers)) {
                 fprintf(stderr, "cultivate-ml-fcgi: --workers wants 1 to 64\n");
                 return 2;
             }
@@ -106,7 +107,7 @@ int main(int argc, char **argv) {
     cml_log_configure((cml_log_level)svc.cfg.log_level, (cml_log_format)svc.cfg.log_format);
     if (workers > 0) {
         cml_config_release(&svc.cfg);
-        return supervise(workers, argc, argv);
+        return supervise((int)workers, argc, argv);
     }
 
     /* Every thread inherits this mask; only sigwait below sees the signals. */

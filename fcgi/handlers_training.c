@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "base/cml_alloc.h"
+#include "base/parse_number.h"
 #include "learn/hyperparams.h"
 #include "model/local_store.h"
 #include "learn/eval_metrics.h"
@@ -346,12 +347,10 @@ done:
 handler_result handle_history(service *svc, http_req *r, const route_args *args) {
     (void)args;
     char buf[64], ts[32];
-    long limit = 10;
+    long long limit = 10;
     const char *type = NULL;
     if (http_query_param(r, "limit", buf, sizeof buf)) {
-        char *end;
-        limit = strtol(buf, &end, 10);
-        if (*end || limit < 1 || limit > 10000) {
+        if (!cml_parse_int(buf, 1, 10000, &limit)) {
             http_send_api_error(r, API_ERR_INVALID_LIMIT);
             return HANDLER_DONE;
         }

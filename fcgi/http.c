@@ -3,6 +3,7 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <sys/random.h>
 
 #include "base/cml_alloc.h"
+#include "base/parse_number.h"
 
 const char *http_reason(int status) {
     switch (status) {
@@ -96,10 +98,8 @@ void http_req_init(http_req *r, FCGX_Request *fcgi) {
     const char *origin = FCGX_GetParam("HTTP_ORIGIN", fcgi->envp);
     r->origin = origin && *origin ? origin : NULL;
     const char *cl = param(fcgi, "CONTENT_LENGTH");
-    char *end = NULL;
-    r->content_length = *cl ? strtoll(cl, &end, 10) : -1;
-    if (*cl && (*end != '\0' || r->content_length < 0))
-        r->content_length = -1;
+    long long length;
+    r->content_length = cml_parse_int(cl, 0, LLONG_MAX, &length) ? length : -1;
     const char *uri = param(fcgi, "REQUEST_URI");
     const char *q = strchr(uri, '?');
     size_t plen = q ? (size_t)(q - uri) : strlen(uri);

@@ -3,6 +3,7 @@
 #include "azure/azure_auth.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <curl/curl.h>
 #include <json-c/json.h>
 #include <openssl/core_names.h>
@@ -17,6 +18,7 @@
 
 #include "base/byte_buffer.h"
 #include "base/cml_alloc.h"
+#include "base/parse_number.h"
 
 /* ---- string building on cml_buf -------------------------------------------- */
 
@@ -598,9 +600,8 @@ static long long json_epoch(json_object *v) {
         return json_object_get_int64(v);
     if (json_object_is_type(v, json_type_string)) {
         const char *s = json_object_get_string(v);
-        char *end = NULL;
-        long long n = strtoll(s, &end, 10);
-        if (end != s && *end == '\0')
+        long long n;
+        if (cml_parse_int(s, LLONG_MIN, LLONG_MAX, &n))
             return n;
     }
     return -1;

@@ -3,6 +3,7 @@
 #include "azure/blob_client.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include "azure/azure_auth.h"
 #include "base/byte_buffer.h"
 #include "base/cml_alloc.h"
+#include "base/parse_number.h"
 #include "model/model_file.h"
 
 #define MAX_HEADERS 32
@@ -470,9 +472,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx) {
     } else if (IS("Retry-After")) {
         char tmp[64];
         copy_str(tmp, sizeof(tmp), v, vlen);
-        char *end = NULL;
-        long secs = strtol(tmp, &end, 10);
-        if (end != tmp && *end == '\0' && secs >= 0) {
+        long long secs;
+        if (cml_parse_int(tmp, 0, LLONG_MAX, &secs)) {
             rs->retry_after_ms = secs > 86400 ? 86400000L : secs * 1000;
         } else {
             time_t when = curl_getdate(tmp, NULL);

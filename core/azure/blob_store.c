@@ -158,6 +158,14 @@ bool cml_blob_store_pointer_name_ok(const char *name) {
 
 /* ---- active.json ------------------------------------------------------------------------ */
 
+/* The value of n decimal digits (already checked to be digits). */
+static int digits(const char *s, int n) {
+    int v = 0;
+    for (int i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    return v;
+}
+
 /* ISO 8601 UTC ("2026-11-26T05:30:12Z", optional fraction, Z / +00:00 / nothing). */
 static bool parse_iso_utc(const char *s, int64_t *out) {
     struct tm tm;
@@ -168,12 +176,12 @@ static bool parse_iso_utc(const char *s, int64_t *out) {
     for (size_t i = 0; i < 19; i++)
         if (i != 4 && i != 7 && i != 10 && i != 13 && i != 16 && !isdigit((unsigned char)s[i]))
             return false;
-    tm.tm_year = atoi(s) - 1900;
-    tm.tm_mon = atoi(s + 5) - 1;
-    tm.tm_mday = atoi(s + 8);
-    tm.tm_hour = atoi(s + 11);
-    tm.tm_min = atoi(s + 14);
-    tm.tm_sec = atoi(s + 17);
+    tm.tm_year = digits(s, 4) - 1900;
+    tm.tm_mon = digits(s + 5, 2) - 1;
+    tm.tm_mday = digits(s + 8, 2);
+    tm.tm_hour = digits(s + 11, 2);
+    tm.tm_min = digits(s + 14, 2);
+    tm.tm_sec = digits(s + 17, 2);
     if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
         tm.tm_min > 59 || tm.tm_sec > 60)
         return false;

@@ -4,12 +4,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "base/cml_alloc.h"
+#include "base/parse_number.h"
 #include "model/model.h"
 #include "ops/service_log.h"
 
@@ -113,10 +115,8 @@ static cml_err set_value(cml_config *cfg, const cml_config_key *k, const char *v
         return CML_OK;
     }
     case CML_CONF_INT: {
-        char *end;
-        errno = 0;
-        long long v = strtoll(value, &end, 10);
-        if (errno || end == value || *end)
+        long long v;
+        if (!cml_parse_int(value, LLONG_MIN, LLONG_MAX, &v))
             return cml_diag_set(diag, CML_ERR_CONFIG, "%s (%s): '%s' is not a whole number",
                                 k->name, origin, value);
         if (v < k->min || v > k->max)

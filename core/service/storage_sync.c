@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -16,6 +17,7 @@
 
 #include "azure/blob_store.h"
 #include "base/cml_alloc.h"
+#include "base/parse_number.h"
 #include "learn/dataset.h"
 #include "model/local_store.h"
 #include "model/model_catalog.h"
@@ -92,8 +94,10 @@ void storage_status(const storage_ctx *ctx, bool *reachable, int64_t *last_sync,
         return;
     if (cml_state_get_status(ctx->state, "storage_reachable", v, sizeof v, NULL) == CML_OK)
         *reachable = strcmp(v, "1") == 0;
-    if (cml_state_get_status(ctx->state, "storage_last_sync", v, sizeof v, NULL) == CML_OK)
-        *last_sync = strtoll(v, NULL, 10);
+    long long t;
+    if (cml_state_get_status(ctx->state, "storage_last_sync", v, sizeof v, NULL) == CML_OK &&
+        cml_parse_int(v, 0, LLONG_MAX, &t))
+        *last_sync = t;
     if (!*reachable)
         cml_state_get_status(ctx->state, "storage_error", reason, cap, NULL);
 }

@@ -6,14 +6,11 @@
 #include "config.h"
 
 #include <getopt.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_commands.h"
+#include "cli.h"
 #include "base/cml_alloc.h"
-#include "learn/dataset.h"
-#include "state/shared_state.h"
 
 typedef struct export_ctx {
     cml_dataset *ds;
@@ -26,7 +23,7 @@ static void add_row(void *ctx, const char *text, const char *label) {
         e->err = cml_dataset_add(e->ds, text, label, 0);
 }
 
-int cli_feedback(int argc, char **argv) {
+int cmd_feedback(int argc, char **argv) {
     static const struct option opts[] = {{"state-dir", required_argument, NULL, 'S'},
                                          {"out", required_argument, NULL, 'o'},
                                          {"help", no_argument, NULL, 'h'},
