@@ -94,7 +94,7 @@ typedef struct api_error_info {
     const char *extra_header; /* one "Name: value" line, or NULL */
 } api_error_info;
 
-/* Indexed by api_error; every entry filled (the unit test checks). */
+/* Indexed by api_error; every entry filled (tests/unit/test_api_errors.c checks). */
 extern const api_error_info api_errors[API_ERR__MAX];
 
 #endif

@@ -483,7 +483,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx) {
         }
     } else if (name_len > 10 && strncasecmp(data, "x-ms-meta-", 10) == 0) {
         cml_blob_meta *m =
-            cml_realloc(rs->props.meta, (rs->props.n_meta + 1) * sizeof(cml_blob_meta));
+            cml_realloc_array(rs->props.meta, rs->props.n_meta + 1, sizeof(cml_blob_meta));
         if (m == NULL)
             return 0;
         rs->props.meta = m;
@@ -1805,7 +1805,7 @@ cml_err cml_blob_parse_list(const char *xml, size_t len, cml_blob_list *out, cha
                 it.etag = cml_strdup("");
             if (it.last_modified == NULL)
                 it.last_modified = cml_strdup("");
-            cml_blob_item *items = cml_realloc(out->items, (out->n + 1) * sizeof(cml_blob_item));
+            cml_blob_item *items = cml_realloc_array(out->items, out->n + 1, sizeof(cml_blob_item));
             if (items == NULL || it.etag == NULL || it.last_modified == NULL) {
                 if (items != NULL)
                     out->items = items;

@@ -4,6 +4,7 @@
 
 #include <malloc.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,13 @@ void *cml_realloc(void *ptr, size_t size) {
         return NULL;
     atomic_fetch_sub_explicit(&cml_bytes_in_use, old, memory_order_relaxed);
     return account(p);
+}
+
+void *cml_realloc_array(void *ptr, size_t count, size_t size) {
+    if (size != 0 && count > SIZE_MAX / size)
+        return NULL;
+    size_t bytes = count * size; /* checked above */
+    return cml_realloc(ptr, bytes);
 }
 
 char *cml_strdup(const char *s) { return s ? cml_strndup(s, strlen(s)) : NULL; }

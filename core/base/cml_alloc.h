@@ -12,6 +12,8 @@
 void *cml_malloc(size_t size);
 void *cml_calloc(size_t count, size_t size);
 void *cml_realloc(void *ptr, size_t size);
+/* cml_realloc of count * size bytes; NULL (ptr untouched) when the product overflows. */
+void *cml_realloc_array(void *ptr, size_t count, size_t size);
 /* Returns a new allocation the caller owns, or NULL. */
 char *cml_strdup(const char *s);
 char *cml_strndup(const char *s, size_t n);

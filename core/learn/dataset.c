@@ -101,7 +101,7 @@ static int intern_label(cml_dataset *ds, char *owned_label) {
             break;
         pos++;
     }
-    char **names = cml_realloc(ds->label_names, (ds->n_labels + 1) * sizeof(char *));
+    char **names = cml_realloc_array(ds->label_names, ds->n_labels + 1, sizeof(char *));
     if (names == NULL) {
         cml_free(owned_label);
         return -1;
@@ -122,15 +122,15 @@ static cml_err dataset_reserve(cml_dataset *ds, size_t want) {
     size_t cap = ds->cap ? ds->cap * 2 : 256;
     while (cap < want)
         cap *= 2;
-    char **t = cml_realloc(ds->texts, cap * sizeof(char *));
+    char **t = cml_realloc_array(ds->texts, cap, sizeof(char *));
     if (t == NULL)
         return CML_ERR_NOMEM;
     ds->texts = t;
-    int *l = cml_realloc(ds->labels, cap * sizeof(int));
+    int *l = cml_realloc_array(ds->labels, cap, sizeof(int));
     if (l == NULL)
         return CML_ERR_NOMEM;
     ds->labels = l;
-    size_t *s = cml_realloc(ds->source_lines, cap * sizeof(size_t));
+    size_t *s = cml_realloc_array(ds->source_lines, cap, sizeof(size_t));
     if (s == NULL)
         return CML_ERR_NOMEM;
     ds->source_lines = s;
@@ -225,7 +225,7 @@ static cml_err field_push(csv_field *f, char c) {
 static cml_err record_next_field(csv_record *r) {
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 8;
-        csv_field *f = cml_realloc(r->fields, cap * sizeof(csv_field));
+        csv_field *f = cml_realloc_array(r->fields, cap, sizeof(csv_field));
         if (f == NULL)
             return CML_ERR_NOMEM;
         memset(f + r->cap, 0, (cap - r->cap) * sizeof(csv_field));
@@ -447,7 +447,7 @@ cml_err cml_csv_parse(const char *buf, size_t len, const cml_csv_options *opts, 
         if (group_col >= 0) {
             if (ds->n > groups_cap) {
                 size_t cap = groups_cap ? groups_cap * 2 : 256;
-                char **g = cml_realloc(groups, cap * sizeof(char *));
+                char **g = cml_realloc_array(groups, cap, sizeof(char *));
                 if (g == NULL) {
                     err = CML_ERR_NOMEM;
                     goto done;

@@ -331,7 +331,7 @@ static int32_t ubj_new(ubj *u, uint8_t type) {
         return -1;
     if (u->n == u->cap) {
         size_t cap = u->cap ? 2 * u->cap : 256;
-        uval *v = cap <= UBJ_MAX_VALUES ? cml_realloc(u->v, cap * sizeof(uval)) : NULL;
+        uval *v = cap <= UBJ_MAX_VALUES ? cml_realloc_array(u->v, cap, sizeof(uval)) : NULL;
         if (v == NULL) {
             u->nomem = cap <= UBJ_MAX_VALUES;
             u->bad = true;
@@ -554,7 +554,7 @@ static cml_err add_tree(xgb_state *st, const ubj *u, int32_t tree, size_t *cap, 
             ncap *= 2;
         if (ncap > INT32_MAX)
             return CML_ERR_FORMAT;
-        xnode *p = cml_realloc(st->nodes, ncap * sizeof(xnode));
+        xnode *p = cml_realloc_array(st->nodes, ncap, sizeof(xnode));
         if (p == NULL)
             return CML_ERR_NOMEM;
         st->nodes = p;

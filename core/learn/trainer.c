@@ -254,11 +254,11 @@ static cml_err clip_rows_find(const cml_model *m, cml_feature_scratch *s, const 
             continue;
         if (c->n_questions + u.n_questions > cap) {
             cap = (c->n_questions + u.n_questions) * 2;
-            uint32_t *s2 = cml_realloc(c->start, cap * sizeof(uint32_t));
+            uint32_t *s2 = cml_realloc_array(c->start, cap, sizeof(uint32_t));
             if (s2 == NULL)
                 return CML_ERR_NOMEM;
             c->start = s2;
-            uint32_t *e2 = cml_realloc(c->end, cap * sizeof(uint32_t));
+            uint32_t *e2 = cml_realloc_array(c->end, cap, sizeof(uint32_t));
             if (e2 == NULL)
                 return CML_ERR_NOMEM;
             c->end = e2;

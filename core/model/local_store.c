@@ -81,7 +81,7 @@ cml_err cml_local_store_list(const char *dir, const char *type, char (**out)[CML
             continue;
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
-            char(*g)[CML_VERSION_MAX] = cml_realloc(*out, cap * CML_VERSION_MAX);
+            char(*g)[CML_VERSION_MAX] = cml_realloc_array(*out, cap, CML_VERSION_MAX);
             if (g == NULL) {
                 err = CML_ERR_NOMEM;
                 break;

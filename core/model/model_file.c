@@ -259,8 +259,8 @@ static cml_err parse_meta(cml_model *m, const char *text, size_t len, uint32_t *
                            "model metadata lacks type, version, labels or members");
         goto done;
     }
-    strcpy(m->version, version);
-    strcpy(m->data_sha256, data);
+    snprintf(m->version, sizeof m->version, "%s", version);
+    snprintf(m->data_sha256, sizeof m->data_sha256, "%s", data);
     if (json_num(o, "created_at", &d))
         m->created_at = (int64_t)d;
     if (json_num(o, "n_train", &d) && d >= 0)

@@ -310,7 +310,7 @@ cml_err cml_state_list_models(cml_state *st, const char *model_type, cml_model_r
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
-            cml_model_record *g = cml_realloc(*out, cap * sizeof(**out));
+            cml_model_record *g = cml_realloc_array(*out, cap, sizeof(**out));
             if (g == NULL) {
                 err = CML_ERR_NOMEM;
                 goto done;
@@ -667,7 +667,7 @@ cml_err cml_state_list_history(cml_state *st, const char *model_type, size_t lim
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
-            cml_history_entry *g = cml_realloc(*out, cap * sizeof(**out));
+            cml_history_entry *g = cml_realloc_array(*out, cap, sizeof(**out));
             if (g == NULL) {
                 err = CML_ERR_NOMEM;
                 goto done;

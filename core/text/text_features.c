@@ -159,7 +159,7 @@ static cml_err grow_array(void **p, size_t *cap, size_t want, size_t elem) {
     size_t c = *cap ? *cap : 256;
     while (c < want)
         c *= 2;
-    void *q = cml_realloc(*p, c * elem);
+    void *q = cml_realloc_array(*p, c, elem);
     if (q == NULL)
         return CML_ERR_NOMEM;
     *p = q;
@@ -635,7 +635,7 @@ cml_err cml_features_extract(const cml_featurizer *f, cml_feature_scratch *s, co
     if (grow_array((void **)&s->vals, &s->cap, vcap, sizeof(float)) != CML_OK)
         return CML_ERR_NOMEM;
     if (slots > s->slots_cap) {
-        int *p = cml_realloc(s->slots, slots * sizeof(int));
+        int *p = cml_realloc_array(s->slots, slots, sizeof(int));
         if (p == NULL)
             return CML_ERR_NOMEM;
         s->slots = p;
@@ -849,13 +849,13 @@ cml_err cml_features_matrix(const cml_featurizer *f, const cml_dataset *ds, cml_
             size_t c = cap ? cap * 2 : 1 << 16;
             while (c < nnz + (size_t)row.n)
                 c *= 2;
-            int *ni = cml_realloc(out->indices, c * sizeof(int));
+            int *ni = cml_realloc_array(out->indices, c, sizeof(int));
             if (ni == NULL) {
                 err = CML_ERR_NOMEM;
                 goto done;
             }
             out->indices = ni;
-            float *nv = cml_realloc(out->values, c * sizeof(float));
+            float *nv = cml_realloc_array(out->values, c, sizeof(float));
             if (nv == NULL) {
                 err = CML_ERR_NOMEM;
                 goto done;

@@ -175,7 +175,7 @@ static cml_err reserve(void **buf, size_t *cap, size_t want, size_t elem) {
     size_t c = *cap ? *cap : 64;
     while (c < want)
         c *= 2;
-    void *p = cml_realloc(*buf, c * elem);
+    void *p = cml_realloc_array(*buf, c, elem);
     if (p == NULL)
         return CML_ERR_NOMEM;
     *buf = p;

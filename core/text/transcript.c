@@ -75,7 +75,7 @@ static cml_err add_segment(builder *b, double start, double end, const char *spe
                             b->limits->max_segments);
     if (b->t->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
-        cml_segment *s = cml_realloc(b->t->segments, cap * sizeof(*s));
+        cml_segment *s = cml_realloc_array(b->t->segments, cap, sizeof(*s));
         if (s == NULL)
             return CML_ERR_NOMEM;
         b->t->segments = s;

@@ -30,7 +30,7 @@ static void *serve(void *arg) {
 
 int main(void) {
     const char *t = getenv("FCGI_THREADS");
-    int n = t ? atoi(t) : 2;
+    int n = t ? (int)strtol(t, NULL, 10) : 2;
     if (n < 1 || n > 64)
         n = 2;
     pthread_t threads[64];

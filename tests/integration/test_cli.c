@@ -1,4 +1,4 @@
-/* The cultivate-ml command line, run as a user would: exit codes, files, output. */
+/* The cultivate-ml command line, run as a user would: exit codes, files, output (integration). */
 #include "config.h"
 
 #include <stdio.h>
@@ -6,7 +6,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "unit.h"
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "suite_main.h"
+
+/* The bundled corpus (make check sets CML_TEST_DATA). */
+static const char *data_path(void) {
+    const char *p = getenv("CML_TEST_DATA");
+    return p && *p ? p : "data/questions.csv";
+}
 
 static char workdir[64];
 
@@ -24,11 +34,11 @@ static int run(const char *args, char *out, size_t cap) {
 }
 
 static void setup(void) {
-    strcpy(workdir, "/tmp/cml-cli-XXXXXX");
+    snprintf(workdir, sizeof workdir, "/tmp/cml-cli-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(workdir));
     /* A small training file: the first 300 rows of the corpus. */
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "head -n 301 '%s' > %s/small.csv", unit_data_path(), workdir);
+    snprintf(cmd, sizeof cmd, "head -n 301 '%s' > %s/small.csv", data_path(), workdir);
     ck_assert_int_eq(system(cmd), 0);
 }
 
@@ -106,7 +116,7 @@ START_TEST(test_bad_data_exit_status) {
 }
 END_TEST
 
-int main(void) {
+static Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
     tcase_set_timeout(tc, 300);
@@ -115,5 +125,9 @@ int main(void) {
     tcase_add_test(tc, test_train_classify_evaluate_info);
     tcase_add_test(tc, test_bad_data_exit_status);
     suite_add_tcase(s, tc);
-    return unit_run(s);
+    return s;
 }
+
+const char *const integration_program = "test_cli";
+const integration_suite integration_suites[] = {{"cli", cli_suite}};
+const size_t integration_n_suites = 1;

@@ -37,6 +37,7 @@
 
 #include "http_client.h"
 #include "process_watch.h"
+#include "suite_main.h"
 
 /* --- environment ------------------------------------------------------------------------- */
 
@@ -1749,7 +1750,10 @@ static void *load_thread(void *arg) {
         if (which >= 0) {
             if (l->n == l->cap) {
                 l->cap = l->cap ? l->cap * 2 : 1024;
-                l->s = realloc(l->s, l->cap * sizeof *l->s);
+                sample *grown = reallocarray(l->s, l->cap, sizeof *l->s);
+                if (grown == NULL)
+                    abort();
+                l->s = grown;
             }
             l->s[l->n++] = (sample){t0, t1, which};
         }
@@ -2003,33 +2007,9 @@ static Suite *nokey_suite(void) {
     return s;
 }
 
-int main(int argc, char **argv) {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    SRunner *sr = NULL;
-    for (int i = 1; i < argc || (argc == 1 && i == 1); i++) {
-        const char *name = argc == 1 ? "routes" : argv[i];
-        Suite *s = !strcmp(name, "routes")    ? routes_suite()
-                   : !strcmp(name, "pin")     ? pin_suite()
-                   : !strcmp(name, "persist") ? persist_suite()
-                   : !strcmp(name, "swap")    ? swap_suite()
-                   : !strcmp(name, "worker")  ? worker_suite()
-                   : !strcmp(name, "nokey")   ? nokey_suite()
-                                              : NULL;
-        if (s == NULL) {
-            fprintf(stderr, "test_service: unknown suite %s\n", name);
-            return 2;
-        }
-        if (sr == NULL)
-            sr = srunner_create(s);
-        else
-            srunner_add_suite(sr, s);
-        if (argc == 1)
-            break;
-    }
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    curl_global_cleanup();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+const char *const integration_program = "test_service";
+const integration_suite integration_suites[] = {
+    {"routes", routes_suite}, {"pin", pin_suite},       {"persist", persist_suite},
+    {"swap", swap_suite},     {"worker", worker_suite}, {"nokey", nokey_suite},
+};
+const size_t integration_n_suites = sizeof integration_suites / sizeof integration_suites[0];

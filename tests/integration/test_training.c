@@ -40,6 +40,7 @@
 
 #include "http_client.h"
 #include "process_watch.h"
+#include "suite_main.h"
 
 #include "learn/dataset.h"
 
@@ -219,7 +220,8 @@ static void expect_no_temp_in_cache(void) {
 static size_t cached_versions(char (*out)[64], size_t cap) {
     char *l = cache_listing();
     size_t n = 0;
-    for (char *line = strtok(l, " "); line && n < cap; line = strtok(NULL, " ")) {
+    char *save = NULL;
+    for (char *line = strtok_r(l, " ", &save); line && n < cap; line = strtok_r(NULL, " ", &save)) {
         size_t len = strlen(line);
         if (strncmp(line, "classic_", 8) || len < 15 || strcmp(line + len - 6, ".model") ||
             !strcmp(line, "classic_latest.model"))
@@ -544,8 +546,9 @@ static bool is_worker(long pid) {
     const char *w = env_or("CML_WORKER_PIDS", "");
     char *copy = strdup(w);
     bool yes = false;
-    for (char *t = strtok(copy, " "); t && !yes; t = strtok(NULL, " "))
-        yes = atol(t) == pid;
+    char *save = NULL;
+    for (char *t = strtok_r(copy, " ", &save); t && !yes; t = strtok_r(NULL, " ", &save))
+        yes = strtol(t, NULL, 10) == pid;
     free(copy);
     return yes;
 }
@@ -1355,7 +1358,8 @@ START_TEST(test_leave_pinned_for_restart) {
     latest_task(latest);
     record("latest %s", latest);
     char *c = cache_listing();
-    for (char *line = strtok(c, " "); line; line = strtok(NULL, " "))
+    char *save = NULL;
+    for (char *line = strtok_r(c, " ", &save); line; line = strtok_r(NULL, " ", &save))
         record("file %s", line);
     free(c);
 }
@@ -1612,7 +1616,7 @@ static void expect_versions(const char *const *want, size_t n) {
 }
 
 START_TEST(test_retention_keeps_active_and_pinned) {
-    ck_assert_int_eq(atoi(env_or("CML_RETAIN", "0")), 2);
+    ck_assert_int_eq(strtol(env_or("CML_RETAIN", "0"), NULL, 10), 2);
     const char *v1 = env_or("CML_V1", ""), *v2 = env_or("CML_V2", "");
     char a[64], b[64], c[64], d[64], task[64];
     {
@@ -1680,30 +1684,10 @@ static Suite *retention_suite(void) {
     return s;
 }
 
-int main(int argc, char **argv) {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    SRunner *sr = NULL;
-    for (int i = 1; i < argc || (argc == 1 && i == 1); i++) {
-        const char *name = argc == 1 ? "train" : argv[i];
-        Suite *s = !strcmp(name, "train")       ? train_suite()
-                   : !strcmp(name, "persist")   ? persist_suite()
-                   : !strcmp(name, "retention") ? retention_suite()
-                                                : NULL;
-        if (s == NULL) {
-            fprintf(stderr, "test_training: unknown suite %s\n", name);
-            return 2;
-        }
-        if (sr == NULL)
-            sr = srunner_create(s);
-        else
-            srunner_add_suite(sr, s);
-        if (argc == 1)
-            break;
-    }
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    curl_global_cleanup();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+const char *const integration_program = "test_training";
+const integration_suite integration_suites[] = {
+    {"train", train_suite},
+    {"persist", persist_suite},
+    {"retention", retention_suite},
+};
+const size_t integration_n_suites = sizeof integration_suites / sizeof integration_suites[0];

@@ -46,9 +46,9 @@ static void shared_setup(void) {
     cml_dataset_free(ds);
     snprintf(store, sizeof store, "/tmp/cml-registry-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(store));
-    strcpy(trained->version, V1);
+    snprintf(trained->version, sizeof trained->version, "%s", V1);
     ck_assert_msg(cml_local_store_save(store, trained, false, &d) == CML_OK, "%s", d.msg);
-    strcpy(trained->version, V2);
+    snprintf(trained->version, sizeof trained->version, "%s", V2);
     ck_assert_msg(cml_local_store_save(store, trained, true, &d) == CML_OK, "%s", d.msg);
 }
 
