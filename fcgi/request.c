@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "learn/dataset.h"
+#include "base/utf8.h"
 
 json_object *request_json_body(http_req *r, bool body_required) {
     if (r->body == NULL || r->body_len == 0) {

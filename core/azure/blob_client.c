@@ -24,7 +24,7 @@
 #include "base/byte_buffer.h"
 #include "base/cml_alloc.h"
 #include "base/parse_number.h"
-#include "model/model_file.h"
+#include "base/sha256.h"
 
 #define MAX_HEADERS 32
 #define ERROR_BODY_MAX (16 * 1024)

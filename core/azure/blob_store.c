@@ -19,6 +19,8 @@
 
 #include "base/cml_alloc.h"
 #include "model/model_file.h"
+#include "base/sha256.h"
+#include "base/file_io.h"
 
 /* Attempts of loops that restart when a blob moves under them. */
 #define SYNC_ATTEMPTS 3

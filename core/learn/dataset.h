@@ -58,7 +58,4 @@ int cml_dataset_label_index(const cml_dataset *ds, const char *label);
 /* Accepts NULL. */
 void cml_dataset_free(cml_dataset *ds);
 
-/* True when s[0..len) is valid UTF-8 (no overlongs, surrogates or > U+10FFFF). */
-bool cml_utf8_valid(const char *s, size_t len);
-
 #endif

@@ -41,13 +41,4 @@ cml_err cml_model_save(cml_model *m, const char *path, cml_diag *diag);
 /* Loads a model file; a new model with one reference in *out. */
 cml_err cml_model_load(const char *path, cml_model **out, cml_diag *diag);
 
-/* Writes len bytes to path atomically (as cml_model_save). */
-cml_err cml_write_file_atomic(const char *path, const void *data, size_t len, cml_diag *diag);
-
-/* Reads a whole file of at most max bytes into a new buffer (caller frees). */
-cml_err cml_read_file(const char *path, size_t max, uint8_t **buf, size_t *len, cml_diag *diag);
-
-/* Lower-case hex SHA-256 of data into hex[65]. */
-void cml_sha256_hex(const void *data, size_t len, char hex[65]);
-
 #endif

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "base/cml_alloc.h"
-#include "learn/dataset.h"
 #include "model/local_store.h"
 #include "model/model_catalog.h"
 #include "model/model_file.h"

@@ -11,11 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "model/model_file.h"
 #include "learn/hyperparams.h"
 #include "learn/trainer.h"
 #include "service.h"
 #include "training_jobs.h"
+#include "base/file_io.h"
 
 typedef struct feedback_sink {
     cml_dataset *ds;

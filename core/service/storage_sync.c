@@ -18,7 +18,6 @@
 #include "azure/blob_store.h"
 #include "base/cml_alloc.h"
 #include "base/parse_number.h"
-#include "learn/dataset.h"
 #include "model/local_store.h"
 #include "model/model_catalog.h"
 #include "model/model_file.h"

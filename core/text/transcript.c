@@ -11,6 +11,7 @@
 #include "base/byte_buffer.h"
 #include "base/cml_alloc.h"
 #include "learn/dataset.h"
+#include "base/utf8.h"
 
 const char *cml_transcript_format_name(cml_transcript_format f) {
     static const char *const names[CML_TRANSCRIPT__MAX] = {

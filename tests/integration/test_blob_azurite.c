@@ -26,6 +26,8 @@
 #include "azure/blob_client.h"
 #include "base/cml_alloc.h"
 #include "model/model_file.h"
+#include "base/sha256.h"
+#include "base/file_io.h"
 
 static int passed, failed;
 

@@ -34,6 +34,8 @@
 #include "base/cml_alloc.h"
 #include "model/local_store.h"
 #include "model/model_file.h"
+#include "base/sha256.h"
+#include "base/file_io.h"
 
 static int passed, failed;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "unit.h"
+#include "base/utf8.h"
 
 static cml_err parse(const char *csv, cml_dataset **ds, cml_diag *diag) {
     return cml_csv_parse(csv, strlen(csv), NULL, ds, diag);
