@@ -17,7 +17,12 @@
 #include "base/cml_error.h"
 #include "learn/dense_logreg.h"
 #include "model/model.h"
-#include "learn/trainer.h"
+
+/* How one way of combining the members scored on out-of-fold data (inner cross-validation). */
+typedef struct cml_combination_report {
+    bool tried;
+    double log_loss, f1_macro;
+} cml_combination_report;
 
 /* Out-of-fold probabilities of the members: probs[(k * n + i) * n_labels + c]; borrowed. */
 typedef struct cml_oof {

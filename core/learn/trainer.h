@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/cml_error.h"
+#include "learn/combination.h"
 #include "learn/dataset.h"
 #include "learn/eval_metrics.h"
 #include "model/model.h"
@@ -44,12 +45,6 @@ typedef struct cml_member_report {
     double weight;
     double train_seconds;
 } cml_member_report;
-
-/* How one way of combining the members scored on out-of-fold data (inner cross-validation). */
-typedef struct cml_combination_report {
-    bool tried;
-    double log_loss, f1_macro;
-} cml_combination_report;
 
 typedef struct cml_train_report {
     size_t n_members;
