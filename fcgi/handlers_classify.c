@@ -3,15 +3,12 @@
 
 #include <ctype.h>
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "model/prediction_json.h"
 #include "handlers.h"
 #include "request.h"
 #include "response.h"
-#include "text/text_features.h"
 
 /* One scratch per request thread, made on first use (libstemmer is not shareable). */
 static _Thread_local cml_feature_scratch *thread_scratch;

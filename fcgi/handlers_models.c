@@ -1,7 +1,6 @@
 /* Model management: select (and roll back), the current model, the versions known. */
 #include "config.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "handlers.h"

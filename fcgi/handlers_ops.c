@@ -1,17 +1,10 @@
 /* Operations: health, readiness and Prometheus metrics. */
 #include "config.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
 #include "base/cml_alloc.h"
 #include "handlers.h"
-#include "request.h"
 #include "response.h"
 #include "ops/prom.h"
-#include "service/storage_sync.h"
 
 static json_object *slot_json(service *svc, cml_model_type t, bool *loaded) {
     char ts[32];

@@ -2,21 +2,14 @@
 #include "config.h"
 
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/cml_alloc.h"
 #include "base/parse_number.h"
 #include "learn/hyperparams.h"
-#include "model/local_store.h"
-#include "learn/eval_metrics.h"
-#include "model/model_file.h"
 #include "handlers.h"
 #include "request.h"
 #include "response.h"
-#include "learn/trainer.h"
 
 #define MAX_JOB_PARAMS 24
 
@@ -247,7 +240,6 @@ handler_result handle_evaluate(service *svc, http_req *r, const route_args *args
     (void)args;
     bool bad = false;
     cml_model *m = NULL;
-    cml_dataset *ds = NULL;
     cml_metrics met = {0};
     cml_diag d = {{0}};
     json_object *body = request_json_body(r, false);
@@ -264,40 +256,25 @@ handler_result handle_evaluate(service *svc, http_req *r, const route_args *args
         goto done;
     }
     if (version) {
-        char path[4096];
-        if (!cml_version_valid(version)) {
-            http_send_api_error(r, API_ERR_UNKNOWN_VERSION);
-            goto done;
-        }
-        cml_local_store_path(svc->cfg.model_cache_dir, cml_model_type_name(type), version, path,
-                             sizeof path);
-        cml_err err = cml_model_load(path, &m, &d);
-        if (err == CML_ERR_NOT_FOUND) {
-            http_send_api_error(r, API_ERR_UNKNOWN_VERSION);
-            goto done;
-        }
+        cml_err err = service_load_version(svc, type, version, &m, &d);
         if (err != CML_OK) {
-            http_send_api_error(r, API_ERR_VERSION_LOAD_FAILED);
+            http_send_api_error(r, err == CML_ERR_NOT_FOUND ? API_ERR_UNKNOWN_VERSION
+                                                            : API_ERR_VERSION_LOAD_FAILED);
             goto done;
         }
     } else if ((m = request_model(r, svc, type)) == NULL) {
         goto done;
     }
-    const cml_dataset *data = m->holdout;
-    if (csv) {
-        cml_csv_options opts = {.min_labels = 1, .min_rows = 1};
-        cml_err err = cml_csv_parse(csv, strlen(csv), &opts, &ds, &d);
-        if (err != CML_OK) {
-            http_send_api_error(r, API_ERR_BAD_EVALUATION_DATA, d.msg);
-            goto done;
-        }
-        data = ds;
-    }
-    if (data == NULL) {
+    switch (service_evaluate(m, csv, &met, &d)) {
+    case CML_OK:
+        break;
+    case CML_ERR_CSV:
+        http_send_api_error(r, API_ERR_BAD_EVALUATION_DATA, d.msg);
+        goto done;
+    case CML_ERR_NOT_FOUND:
         http_send_api_error(r, API_ERR_NO_HOLDOUT);
         goto done;
-    }
-    if (cml_model_evaluate(m, data, &met, &d) != CML_OK) {
+    default:
         http_send_api_error(r, API_ERR_UNSCORABLE_DATA, d.msg);
         goto done;
     }
@@ -338,7 +315,6 @@ handler_result handle_evaluate(service *svc, http_req *r, const route_args *args
     http_send_json(r, HTTP_OK, o);
 done:
     cml_eval_release(&met);
-    cml_dataset_free(ds);
     cml_model_release(m);
     json_object_put(body);
     return HANDLER_DONE;

@@ -15,6 +15,7 @@
 
 #include "build_types.h"
 #include "learn/dataset.h"
+#include "learn/eval_metrics.h"
 #include "model/model.h"
 #include "model/model_registry.h"
 #include "ops/service_config.h"
@@ -107,5 +108,21 @@ typedef struct service_retrain_job {
  */
 cml_err service_start_retrain(service *svc, const service_retrain_data *req, const cml_dataset *ds,
                               service_retrain_job *out, cml_diag *diag);
+
+/* --- evaluation ------------------------------------------------------------------ */
+
+/*
+ * Loads version of type from the local store (a version not resident here).
+ * Errors: CML_ERR_NOT_FOUND (no such version), CML_ERR_FORMAT (it could not be loaded).
+ */
+cml_err service_load_version(service *svc, cml_model_type type, const char *version,
+                             cml_model **out, cml_diag *diag);
+
+/*
+ * Scores m on an uploaded text,label CSV (csv, or NULL for the model's held-out split) into
+ * *out (released with cml_eval_release). Errors: CML_ERR_CSV (the CSV is unusable),
+ * CML_ERR_NOT_FOUND (no CSV and no held-out split), CML_ERR_DATA (m cannot score the data).
+ */
+cml_err service_evaluate(const cml_model *m, const char *csv, cml_metrics *out, cml_diag *diag);
 
 #endif
