@@ -9,9 +9,11 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +29,7 @@
 #include "model/model.h"
 #include "model/model_file.h"
 #include "model/prediction_json.h"
+#include "model/transcript_analysis.h"
 #include "learn/trainer.h"
 
 #define EXIT_USAGE 2
@@ -48,6 +51,9 @@ static void usage(FILE *out) {
             "           score a model file on a labelled CSV\n"
             "  classify --model FILE [--json] [TEXT...]\n"
             "           classify each TEXT, or each line of standard input\n"
+            "  analyze  --model FILE [--json|--csv] TRANSCRIPT\n"
+            "           the questions of a lesson transcript (.vtt, .srt, Whisper .json, or\n"
+            "           plain text) with times and labels, then the summary\n"
             "  info     [--json] FILE\n"
             "           describe a model file\n"
             "  upload   [--latest] [--json] FILE\n"
@@ -111,7 +117,7 @@ typedef struct cli_args {
     const char *non_questions; /* train: the question detector's negatives, or "none" */
     unsigned long long seed;
     long folds, retain;
-    bool json, seed_set, folds_set;
+    bool json, csv, seed_set, folds_set;
     const char *conn, *container; /* blob store (upload, download, list, train --upload) */
     bool upload, latest;
     const char *params[MAX_PARAMS];
@@ -138,6 +144,7 @@ static int parse_args(int argc, char **argv, cli_args *a) {
         {"upload", no_argument, NULL, 'U'},
         {"latest", no_argument, NULL, 'L'},
         {"by", required_argument, NULL, 'B'},
+        {"csv", no_argument, NULL, 'V'},
         {"measure", required_argument, NULL, 'M'},
         {"non-questions", required_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
@@ -174,6 +181,9 @@ static int parse_args(int argc, char **argv, cli_args *a) {
             break;
         case 'B':
             a->by = optarg;
+            break;
+        case 'V':
+            a->csv = true;
             break;
         case 'N':
             a->non_questions = optarg;
@@ -654,6 +664,142 @@ static int classify_one(const cml_model *m, cml_feature_scratch *s, const char *
     return EXIT_SUCCESS;
 }
 
+/* The transcript format of a file, by its extension (plain text when none matches). */
+static cml_transcript_format format_of_path(const char *path) {
+    const char *dot = strrchr(path, '.');
+    if (dot != NULL && strcasecmp(dot, ".vtt") == 0)
+        return CML_TRANSCRIPT_VTT;
+    if (dot != NULL && strcasecmp(dot, ".srt") == 0)
+        return CML_TRANSCRIPT_SRT;
+    if (dot != NULL && strcasecmp(dot, ".json") == 0)
+        return CML_TRANSCRIPT_WHISPER_JSON;
+    return CML_TRANSCRIPT_PLAIN;
+}
+
+static void print_time(double s) {
+    if (isnan(s))
+        printf("%9s", "-");
+    else
+        printf("%02d:%02d:%02d", (int)(s / 3600), (int)fmod(s / 60, 60), (int)fmod(s, 60));
+    printf(" ");
+}
+
+/* A CSV field with RFC 4180 quoting. */
+static void csv_field(const char *s, bool last) {
+    if (s == NULL)
+        s = "";
+    bool quote = strpbrk(s, ",\"\r\n") != NULL;
+    if (quote) {
+        putchar('"');
+        for (; *s; s++) {
+            if (*s == '"')
+                putchar('"');
+            putchar(*s);
+        }
+        putchar('"');
+    } else {
+        fputs(s, stdout);
+    }
+    putchar(last ? '\n' : ',');
+}
+
+static void print_analysis(const cml_model *m, const cml_transcript *t, const cml_analysis *a,
+                           bool csv) {
+    json_object *o = cml_analysis_json(m, t, a), *sum, *v;
+    json_object_object_get_ex(o, "summary", &sum);
+    if (csv) {
+        printf("index,start_s,end_s,speaker,text,classification,confidence\n");
+        for (size_t i = 0; i < a->n; i++) {
+            const cml_found_question *q = &a->questions[i];
+            char num[3][32];
+            snprintf(num[0], sizeof num[0], "%zu", i);
+            snprintf(num[1], sizeof num[1], isnan(q->start_s) ? "" : "%.3f", q->start_s);
+            snprintf(num[2], sizeof num[2], isnan(q->end_s) ? "" : "%.3f", q->end_s);
+            csv_field(num[0], false);
+            csv_field(num[1], false);
+            csv_field(num[2], false);
+            csv_field(q->speaker, false);
+            csv_field(q->text, false);
+            csv_field(m->labels[q->label], false);
+            snprintf(num[0], sizeof num[0], "%.4f", q->confidence);
+            csv_field(num[0], true);
+        }
+    } else {
+        printf("%5s %-9s%-9s %-12s %-4s %6s  %s\n", "#", "start", " end", "speaker", "label",
+               "conf", "question");
+        for (size_t i = 0; i < a->n; i++) {
+            const cml_found_question *q = &a->questions[i];
+            printf("%5zu ", i);
+            print_time(q->start_s);
+            print_time(q->end_s);
+            printf("%-12.12s %-4s %6.3f  %s\n", q->speaker ? q->speaker : "-", m->labels[q->label],
+                   q->confidence, q->text);
+        }
+        printf("summary:");
+        json_object_object_foreach(sum, key, val) {
+            if (strcmp(key, "by_speaker") == 0)
+                continue;
+            printf(" %s=%s", key, val ? json_object_to_json_string(val) : "null");
+        }
+        printf("\n");
+        if (json_object_object_get_ex(sum, "by_speaker", &v)) {
+            json_object_object_foreach(v, name, e) {
+                printf("  %s: %s\n", name,
+                       json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN));
+            }
+        }
+    }
+    json_object_put(o);
+}
+
+static int cmd_analyze(int argc, char **argv) {
+    cli_args a;
+    cml_diag diag = {{0}};
+    cml_model *m = NULL;
+    cml_transcript *t = NULL;
+    cml_analysis *an = NULL;
+    cml_feature_scratch *s = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc;
+    if (a.model == NULL || a.first_operand != argc - 1) {
+        fprintf(stderr, "%s analyze: needs --model FILE and one TRANSCRIPT\n", program);
+        return EXIT_USAGE;
+    }
+    const char *path = argv[a.first_operand];
+    cml_err err = cml_model_load(a.model, &m, &diag);
+    if (err != CML_OK)
+        return fail(a.model, err, &diag);
+    if ((err = cml_read_file(path, (size_t)64 << 20, &buf, &len, &diag)) != CML_OK ||
+        (err = cml_transcript_parse((const char *)buf, len, format_of_path(path), NULL, &t,
+                                    &diag)) != CML_OK) {
+        rc = fail(path, err, &diag);
+        goto done;
+    }
+    if ((s = cml_feature_scratch_new()) == NULL ||
+        (err = cml_transcript_analyze(m, s, t, NULL, &an, &diag)) != CML_OK) {
+        rc = fail("analysis failed", s ? err : CML_ERR_NOMEM, &diag);
+        goto done;
+    }
+    if (a.json) {
+        json_object *o = cml_analysis_json(m, t, an);
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+    } else {
+        print_analysis(m, t, an, a.csv);
+    }
+    rc = EXIT_SUCCESS;
+done:
+    cml_analysis_free(an);
+    cml_transcript_free(t);
+    cml_feature_scratch_free(s);
+    cml_free(buf);
+    cml_model_release(m);
+    return rc;
+}
+
 static int cmd_classify(int argc, char **argv) {
     cli_args a;
     cml_diag diag = {{0}};
@@ -975,6 +1121,8 @@ int main(int argc, char **argv) {
         return cmd_evaluate(argc - 1, argv + 1);
     if (!strcmp(cmd, "classify"))
         return cmd_classify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "analyze"))
+        return cmd_analyze(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "upload"))
