@@ -40,6 +40,7 @@ static const route routes[] = {
     {POST, "/api/v1/classify/response", handle_classify_ensemble, ROUTE_BODY},
     {POST, "/api/v1/classify/batch", handle_batch_v1, ROUTE_BODY},
     {POST, "/api/v2/classify/batch", handle_batch_v2, ROUTE_BODY},
+    {POST, "/api/v1/transcripts/analyze", handle_transcripts_analyze, 0}, /* its own limit */
     {POST, "/api/feedback", handle_feedback, ROUTE_BODY},
     {POST, "/save_feedback", handle_feedback, ROUTE_BODY},
     {GET, "/api/health", handle_health, 0},

@@ -17,9 +17,12 @@ void router_serve(service *svc, FCGX_Request *fcgi);
 
 /* Frees what the handlers keep per request thread; called as a thread ends. */
 void handlers_thread_release(void);
+/* The calling request thread's feature scratch, made on first use; NULL on OOM. */
+cml_feature_scratch *handlers_scratch(void);
 
 /* Handlers, by area. */
 handler_result handle_classify_v1(service *svc, http_req *r, const char *param);
+handler_result handle_transcripts_analyze(service *svc, http_req *r, const char *param);
 handler_result handle_classify_classic(service *svc, http_req *r, const char *param);
 handler_result handle_classify_ensemble(service *svc, http_req *r, const char *param);
 handler_result handle_batch_v1(service *svc, http_req *r, const char *param);
