@@ -27,7 +27,7 @@ typedef struct cli_args {
     const char *non_questions; /* train: the question detector's negatives, or "none" */
     unsigned long long seed;
     long long folds, retain;
-    bool json, seed_set, folds_set;
+    bool json, csv, seed_set, folds_set;
     const char *conn, *container; /* blob store (upload, download, list, train --upload) */
     bool upload, latest;
     const char *params[MAX_PARAMS];
@@ -57,6 +57,7 @@ int cli_evaluate_file(const cml_model *m, const char *path, const char *by, bool
 int cmd_train(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_upload(int argc, char **argv);
 int cmd_download(int argc, char **argv);

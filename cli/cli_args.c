@@ -26,6 +26,9 @@ void cli_usage(FILE *out) {
             "           score a model file on a labelled CSV\n"
             "  classify --model FILE [--json] [TEXT...]\n"
             "           classify each TEXT, or each line of standard input\n"
+            "  analyze  --model FILE [--json|--csv] TRANSCRIPT\n"
+            "           the questions of a lesson transcript (.vtt, .srt, Whisper .json, or\n"
+            "           plain text) with times and labels, then the summary\n"
             "  info     [--json] FILE\n"
             "           describe a model file\n"
             "  upload   [--latest] [--json] FILE\n"
@@ -81,6 +84,7 @@ int cli_parse_args(int argc, char **argv, cli_args *a) {
         {"upload", no_argument, NULL, 'U'},
         {"latest", no_argument, NULL, 'L'},
         {"by", required_argument, NULL, 'B'},
+        {"csv", no_argument, NULL, 'V'},
         {"measure", required_argument, NULL, 'M'},
         {"non-questions", required_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
@@ -114,6 +118,9 @@ int cli_parse_args(int argc, char **argv, cli_args *a) {
             break;
         case 'B':
             a->by = optarg;
+            break;
+        case 'V':
+            a->csv = true;
             break;
         case 'N':
             a->non_questions = optarg;

@@ -15,9 +15,9 @@ static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
 } commands[] = {
-    {"train", cmd_train}, {"evaluate", cmd_evaluate}, {"classify", cmd_classify},
-    {"info", cmd_info},   {"upload", cmd_upload},     {"download", cmd_download},
-    {"list", cmd_list},   {"feedback", cmd_feedback},
+    {"train", cmd_train},       {"evaluate", cmd_evaluate}, {"classify", cmd_classify},
+    {"analyze", cmd_analyze},   {"info", cmd_info},         {"upload", cmd_upload},
+    {"download", cmd_download}, {"list", cmd_list},         {"feedback", cmd_feedback},
 };
 
 int main(int argc, char **argv) {

@@ -116,4 +116,21 @@ const api_error_info api_errors[API_ERR__MAX] = {
       "The data cannot be scored by this model: %s.", NULL),
     E(API_ERR_INVALID_LIMIT, HTTP_BAD_REQUEST, "invalid_limit",
       "limit must be a whole number from 1 to 10000.", NULL),
+
+    E(API_ERR_UNSUPPORTED_TRANSCRIPT_TYPE, HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+      "Send text/vtt, application/x-subrip (or text/srt), application/json (Whisper segments) or "
+      "text/plain.",
+      NULL),
+    E(API_ERR_TRANSCRIPT_TOO_LARGE, HTTP_PAYLOAD_TOO_LARGE, "payload_too_large",
+      "The transcript is larger than the limit of %lld bytes.", NULL),
+    E(API_ERR_EMPTY_TRANSCRIPT, HTTP_BAD_REQUEST, "empty_body", "The transcript is empty.", NULL),
+    E(API_ERR_INVALID_MIN_CONFIDENCE, HTTP_BAD_REQUEST, "invalid_value",
+      "min_confidence must be a number from 0 to 1.", NULL),
+    E(API_ERR_SPEAKERS_NOT_NAMES, HTTP_BAD_REQUEST, "wrong_type",
+      "Field 'speakers' must be an array of names (strings).", NULL),
+    E(API_ERR_INVALID_TRANSCRIPT, HTTP_BAD_REQUEST, "invalid_transcript",
+      "The %s transcript is malformed: %s", NULL),
+    E(API_ERR_TOO_MANY_QUESTIONS, HTTP_BAD_REQUEST, "too_many_questions", "%s", NULL),
+    E(API_ERR_ANALYSIS_FAILED, HTTP_INTERNAL_ERROR, "analysis_failed",
+      "The transcript could not be analysed.", NULL),
 };

@@ -84,6 +84,15 @@ typedef enum api_error {
     API_ERR_NO_HOLDOUT,
     API_ERR_UNSCORABLE_DATA, /* const char *: why */
     API_ERR_INVALID_LIMIT,
+    /* Transcripts. */
+    API_ERR_UNSUPPORTED_TRANSCRIPT_TYPE,
+    API_ERR_TRANSCRIPT_TOO_LARGE, /* long long: the limit */
+    API_ERR_EMPTY_TRANSCRIPT,
+    API_ERR_INVALID_MIN_CONFIDENCE,
+    API_ERR_SPEAKERS_NOT_NAMES,
+    API_ERR_INVALID_TRANSCRIPT, /* const char *: the format; const char *: why */
+    API_ERR_TOO_MANY_QUESTIONS, /* const char *: why */
+    API_ERR_ANALYSIS_FAILED,
     API_ERR__MAX
 } api_error;
 

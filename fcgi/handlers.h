@@ -21,12 +21,16 @@ typedef handler_result (*route_handler)(service *svc, http_req *r, const route_a
 
 /* Frees what the handlers keep per request thread; called as a thread ends. */
 void handlers_thread_release(void);
+/* The calling request thread's feature scratch, made on first use; NULL on OOM. */
+cml_feature_scratch *handlers_scratch(void);
 
 /* Classification (handlers_classify.c). */
 handler_result handle_classify_v1(service *svc, http_req *r, const route_args *args);
 handler_result handle_classify_client(service *svc, http_req *r, const route_args *args);
 handler_result handle_batch(service *svc, http_req *r, const route_args *args);
 handler_result handle_feedback(service *svc, http_req *r, const route_args *args);
+/* Transcripts (handlers_transcripts.c). */
+handler_result handle_transcripts_analyze(service *svc, http_req *r, const route_args *args);
 /* Models (handlers_models.c). */
 handler_result handle_select(service *svc, http_req *r, const route_args *args);
 handler_result handle_current(service *svc, http_req *r, const route_args *args);

@@ -13,7 +13,7 @@
 /* One scratch per request thread, made on first use (libstemmer is not shareable). */
 static _Thread_local cml_feature_scratch *thread_scratch;
 
-static cml_feature_scratch *scratch(void) {
+cml_feature_scratch *handlers_scratch(void) {
     if (thread_scratch == NULL)
         thread_scratch = cml_feature_scratch_new();
     return thread_scratch;
@@ -32,7 +32,7 @@ static double now_ms_since(const struct timespec *t0) {
 
 /* Predicts text with m; answers 500 and returns false on failure. */
 static bool predict(http_req *r, const cml_model *m, const char *text, cml_prediction *p) {
-    cml_feature_scratch *s = scratch();
+    cml_feature_scratch *s = handlers_scratch();
     if (s == NULL || cml_model_predict(m, s, text, strlen(text), p) != CML_OK) {
         http_send_api_error(r, API_ERR_PREDICTION_FAILED);
         return false;

@@ -40,6 +40,7 @@ static const route routes[] = {
     {POST, "/api/v1/classify/response", handle_classify_client, ROUTE_BODY, ENSEMBLE},
     {POST, "/api/v1/classify/batch", handle_batch, ROUTE_BODY, CLASSIC},
     {POST, "/api/v2/classify/batch", handle_batch, ROUTE_BODY, ENSEMBLE},
+    {POST, "/api/v1/transcripts/analyze", handle_transcripts_analyze, 0, ACTIVE}, /* own limit */
     {POST, "/api/feedback", handle_feedback, ROUTE_BODY, ACTIVE},
     {POST, "/save_feedback", handle_feedback, ROUTE_BODY, ACTIVE},
     {GET, "/api/health", handle_health, 0, ACTIVE},

@@ -140,10 +140,17 @@ void cml_model_find_questions(const cml_model *m, cml_feature_scratch *s, const 
     u->n_questions = 0;
     for (size_t i = 0; i < u->n_parts; i++) {
         cml_utterance_part *p = &u->parts[i];
-        double q = cml_detector_score(m->detector, s, text + p->start, p->end - p->start);
-        p->question = q >= 0.5 || (isnan(q) && p->question);
+        p->question = cml_model_is_question(m, s, text + p->start, p->end - p->start, p->question);
         u->n_questions += p->question;
     }
+}
+
+bool cml_model_is_question(const cml_model *m, cml_feature_scratch *s, const char *text, size_t len,
+                           bool rule) {
+    if (m->detector == NULL)
+        return rule;
+    double q = cml_detector_score(m->detector, s, text, len);
+    return isnan(q) ? rule : q >= 0.5;
 }
 
 /* Members' and combined probabilities of one text; votes may be NULL. */

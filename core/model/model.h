@@ -139,6 +139,13 @@ void cml_model_combine(const cml_model *m, const double *member_probs, double *o
 void cml_model_find_questions(const cml_model *m, cml_feature_scratch *s, const char *text,
                               size_t len, cml_utterance *u);
 
+/*
+ * Whether one sentence is a question: the detector's answer when the model has one, else
+ * rule (utterance.h's word-order rules for that sentence).
+ */
+bool cml_model_is_question(const cml_model *m, cml_feature_scratch *s, const char *text, size_t len,
+                           bool rule);
+
 /* Utterance combiner inputs of a text from its own and its questions' class-1 probabilities. */
 void cml_utterance_inputs(const cml_utterance *u, double p_whole, const double *p_questions,
                           double *x);

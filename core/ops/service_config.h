@@ -28,6 +28,8 @@ typedef struct cml_config {
     int64_t max_body_bytes;
     int64_t max_text_chars;
     int64_t max_batch;
+    int64_t max_transcript_bytes;
+    int64_t max_transcript_questions;
     int64_t threads;
     int log_level;  /* cml_log_level */
     int log_format; /* cml_log_format */

@@ -291,7 +291,9 @@ static cml_err parse_cues(line_reader *r, bool srt, builder *b) {
             continue;
         }
         /* An identifier line (SRT: the cue number) before the timing line. */
+        size_t id_line = 0;
         if (!has_arrow(line, n)) {
+            id_line = r->number;
             if (srt) {
                 const char *p = line;
                 long idx;
@@ -312,9 +314,16 @@ static cml_err parse_cues(line_reader *r, bool srt, builder *b) {
         }
         double start, end;
         if (!timing_line(line, n, srt, &start, &end)) {
-            err = cml_diag_set(
-                b->diag, CML_ERR_FORMAT, "line %zu: bad timing line (expected %s --> %s)",
-                r->number, srt ? "00:00:01,000" : "00:01.000", srt ? "00:00:02,000" : "00:02.000");
+            if (id_line > 0 && !srt)
+                err = cml_diag_set(b->diag, CML_ERR_FORMAT,
+                                   "line %zu: not a timing line (expected 00:01.000 --> "
+                                   "00:02.000), and line %zu is not one either",
+                                   id_line, r->number);
+            else
+                err = cml_diag_set(b->diag, CML_ERR_FORMAT,
+                                   "line %zu: bad timing line (expected %s --> %s)", r->number,
+                                   srt ? "00:00:01,000" : "00:01.000",
+                                   srt ? "00:00:02,000" : "00:02.000");
             goto done;
         }
         size_t timing_at = r->number;

@@ -100,6 +100,36 @@ run_wrk trivial-fastcgi "http://127.0.0.1:$tport/api/v1/models/classify" "$work/
 run_wrk classic "http://127.0.0.1:$cport/api/v1/models/classify" "$work/post.lua"
 [ -n "$eport" ] && run_wrk ensemble "http://127.0.0.1:$eport/api/v1/models/classify" "$work/post.lua"
 
+# Transcript analysis against lesson length: WebVTT lessons of 1, 10 and 60 minutes (12 cues
+# a minute, about 13 words a cue, so 60 minutes is about 9,000 words in 720 cues), made of
+# corpus rows and non-questions for timing only. Median of 9 requests each, through lighttpd.
+if [ -n "$eport" ]; then
+    for minutes in 1 10 60; do
+        python3 - "$top/data" "$minutes" > "$work/lesson_$minutes.vtt" <<'PY'
+import csv, random, sys
+data, minutes = sys.argv[1], int(sys.argv[2])
+rows = [r["text"] for r in csv.DictReader(open(f"{data}/questions.csv", encoding="utf-8"))]
+rows += [r["text"] for r in csv.DictReader(open(f"{data}/nonquestions.csv", encoding="utf-8"))]
+rnd = random.Random(minutes)
+print("WEBVTT\n")
+for i in range(12 * minutes):
+    t = i * 5.0
+    words = []
+    while len(words) < 13:
+        words += rnd.choice(rows).split()
+    stamp = lambda s: f"{int(s // 3600):02d}:{int(s // 60 % 60):02d}:{s % 60:06.3f}"
+    print(f"{stamp(t)} --> {stamp(t + 4.5)}\n<v Teacher>{' '.join(words)}\n")
+PY
+        times=""
+        for _ in 1 2 3 4 5 6 7 8 9; do
+            times="$times $(curl -s -o /dev/null -w '%{time_total}' -X POST -H 'Content-Type: text/vtt' \
+                --data-binary @"$work/lesson_$minutes.vtt" "http://127.0.0.1:$eport/api/v1/transcripts/analyze")"
+        done
+        echo "$times" | tr ' ' '\n' | grep . | sort -n | awk -v m="$minutes" -v w="$(wc -w < "$work/lesson_$minutes.vtt")" \
+            '{ t[NR] = $1 } END { printf "transcript analysis, ensemble, %2d min lesson (%d words): median %.1f ms\n", m, w, t[int((NR + 1) / 2)] * 1000 }'
+    done
+fi
+
 # The peer, when its packages are there (see ../shared/peer/README.md).
 peer="$top/../shared/peer"
 if [ -d "$peer" ] && /usr/bin/python3 -c 'import sklearn, fastapi, uvicorn' 2>/dev/null; then

@@ -18,4 +18,5 @@ head -n 301 "$top/data/questions.csv" > "$work/small.csv"
 "$build/tests/fuzz/fuzz_csv" "$seeds/small.csv"
 "$build/tests/fuzz/fuzz_text" "$seeds/speech.txt"
 "$build/tests/fuzz/fuzz_config" "$seeds/config.conf"
+"$build/tests/fuzz/fuzz_transcript" "$seeds/lesson.vtt" "$seeds/lesson.srt" "$seeds/lesson.json"
 "$build/tests/fuzz/fuzz_model_file" "$work"/classic_2*.model

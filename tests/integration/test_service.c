@@ -369,6 +369,192 @@ START_TEST(test_training_status_unknown_task) {
 }
 END_TEST
 
+/* --- transcripts --------------------------------------------------------------------------- */
+
+static const char lesson_vtt[] = "WEBVTT\n\n"
+                                 "00:00:01.000 --> 00:00:04.000\n"
+                                 "<v Teacher>Good morning friends. Look at this leaf.\n\n"
+                                 "00:00:04.500 --> 00:00:07.000\n"
+                                 "<v Teacher>What do you think will happen if we put\n\n"
+                                 "00:00:07.000 --> 00:00:09.000\n"
+                                 "<v Teacher>this leaf in the water?\n\n"
+                                 "00:00:09.500 --> 00:00:10.500\n"
+                                 "<v Child>It floats!\n\n"
+                                 "00:01:00.000 --> 00:01:02.000\n"
+                                 "<v Teacher>Is it green? Put it on the tray please.\n";
+
+static resp *analyze(const char *ctype, const char *body, const char *query) {
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/transcripts/analyze%s", query ? query : "");
+    return request("POST", path, ctype, body, strlen(body), NULL);
+}
+
+/* The question of index i has this text (and, when timed, these times). */
+static json_object *question_at(const resp *r, size_t i, const char *text) {
+    json_object *qs = jtyped(r->json, "questions", json_type_array);
+    ck_assert_uint_gt(json_object_array_length(qs), i);
+    json_object *q = json_object_array_get_idx(qs, i);
+    ck_assert_str_eq(jstr(q, "text"), text);
+    ck_assert_int_eq((int)jnum(q, "index"), (int)i);
+    ck_assert(is_label(jstr(q, "classification")));
+    return q;
+}
+
+START_TEST(test_transcript_vtt) {
+    resp *r = analyze("text/vtt; charset=utf-8", lesson_vtt, NULL);
+    expect_json(r, 200);
+    ck_assert_str_eq(jstr(r->json, "model_type"), active_type());
+    jstr(r->json, "model_version");
+    /* The question spanning two cues is one question, with the first cue's start and the
+       second's end; the child's reply and the instruction are not questions. */
+    json_object *qs = jtyped(r->json, "questions", json_type_array);
+    ck_assert_int_eq((int)json_object_array_length(qs), 2);
+    json_object *q =
+        question_at(r, 0, "What do you think will happen if we put this leaf in the water?");
+    ck_assert_double_eq_tol(jnum(q, "start_s"), 4.5, 1e-9);
+    ck_assert_double_eq_tol(jnum(q, "end_s"), 9.0, 1e-9);
+    ck_assert_str_eq(jstr(q, "speaker"), "Teacher");
+    ck_assert_str_eq(jstr(q, "classification"), "OEQ");
+    q = question_at(r, 1, "Is it green?");
+    ck_assert_str_eq(jstr(q, "classification"), "CEQ");
+    ck_assert_double_eq_tol(jnum(q, "start_s"), 60.0, 1e-9);
+    ck_assert_double_eq_tol(jnum(r->json, "summary.duration_s"), 61.0, 1e-9);
+    ck_assert_int_eq((int)jnum(r->json, "summary.segments"), 5);
+    ck_assert_int_eq((int)jnum(r->json, "summary.questions"), 2);
+    ck_assert_int_eq((int)jnum(r->json, "summary.oeq"), 1);
+    ck_assert_int_eq((int)jnum(r->json, "summary.ceq"), 1);
+    ck_assert_double_eq_tol(jnum(r->json, "summary.oeq_share"), 0.5, 1e-9);
+    ck_assert_double_eq_tol(jnum(r->json, "summary.questions_per_minute"), 2 * 60.0 / 61.0, 1e-9);
+    ck_assert_int_eq((int)jnum(r->json, "summary.by_speaker.Teacher.questions"), 2);
+    resp_free(r);
+
+    /* Only the child's turns: no question. */
+    r = analyze("text/vtt", lesson_vtt, "?speakers=Child");
+    expect_json(r, 200);
+    ck_assert_int_eq((int)jnum(r->json, "summary.questions"), 0);
+    ck_assert(jnull(r->json, "summary.oeq_share"));
+    resp_free(r);
+}
+END_TEST
+
+/* The command gives the same questions as the route, from the same file and model. */
+START_TEST(test_transcript_cli_matches_route) {
+    const char *state = getenv("CML_STATE_DIR"), *build = getenv("CML_TOP_BUILDDIR");
+    ck_assert_msg(state != NULL && build != NULL, "CML_STATE_DIR or CML_TOP_BUILDDIR not set");
+    resp *r = analyze("text/vtt", lesson_vtt, NULL);
+    expect_json(r, 200);
+    char file[4096], cmd[8192];
+    snprintf(file, sizeof file, "%s/lesson-%d.vtt", state, (int)getpid());
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(lesson_vtt, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "'%s/cultivate-ml' analyze --json --model '%s/models/%s_%s.model' '%s'", build, state,
+             jstr(r->json, "model_type"), jstr(r->json, "model_version"), file);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char out[65536];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    ck_assert_int_eq(pclose(p), 0);
+    unlink(file);
+    json_object *cli = json_tokener_parse(out);
+    ck_assert_msg(cli != NULL, "analyze printed no JSON: %s", out);
+    json_object *a = jtyped(r->json, "questions", json_type_array),
+                *b = jtyped(cli, "questions", json_type_array);
+    ck_assert_int_eq((int)json_object_array_length(a), (int)json_object_array_length(b));
+    for (size_t i = 0; i < json_object_array_length(a); i++) {
+        json_object *qa = json_object_array_get_idx(a, i), *qb = json_object_array_get_idx(b, i);
+        ck_assert_str_eq(jstr(qa, "text"), jstr(qb, "text"));
+        ck_assert_str_eq(jstr(qa, "classification"), jstr(qb, "classification"));
+        ck_assert_double_eq_tol(jnum(qa, "confidence"), jnum(qb, "confidence"), 1e-12);
+    }
+    json_object_put(cli);
+    resp_free(r);
+}
+END_TEST
+
+START_TEST(test_transcript_srt_json_plain) {
+    const char *srt = "1\r\n00:00:01,000 --> 00:00:03,000\r\n<i>How does it feel?</i>\r\n\r\n"
+                      "2\r\n00:00:03,500 --> 00:00:05,000\r\nSquishy.\r\n";
+    resp *r = analyze("application/x-subrip", srt, NULL);
+    expect_json(r, 200);
+    json_object *q = question_at(r, 0, "How does it feel?");
+    ck_assert(jnull(q, "speaker"));
+    ck_assert_double_eq_tol(jnum(q, "end_s"), 3.0, 1e-9);
+    ck_assert_int_eq((int)jnum(r->json, "summary.questions"), 1);
+    resp_free(r);
+
+    const char *whisper =
+        "{\"segments\": [{\"start\": 0, \"end\": 2, \"text\": \" Which one is "
+        "bigger?\", \"speaker\": \"A\", \"avg_logprob\": -0.2},"
+        " {\"start\": 2, \"end\": 4, \"text\": \"Why do you think so?\", "
+        "\"speaker\": \"B\"}], \"speakers\": [\"B\"], \"model_type\": \"classic\"}";
+    r = analyze("application/json", whisper, NULL);
+    expect_json(r, 200);
+    ck_assert_str_eq(jstr(r->json, "model_type"), "classic");
+    ck_assert_int_eq((int)jnum(r->json, "summary.questions"), 1);
+    question_at(r, 0, "Why do you think so?");
+    resp_free(r);
+
+    r = analyze("text/plain", "Look at the snail.\nWhere is it going?\n", "?model_type=classic");
+    expect_json(r, 200);
+    q = question_at(r, 0, "Where is it going?");
+    ck_assert(jnull(q, "start_s") && jnull(q, "end_s"));
+    ck_assert(jnull(r->json, "summary.duration_s"));
+    ck_assert(jnull(r->json, "summary.questions_per_minute"));
+    resp_free(r);
+}
+END_TEST
+
+START_TEST(test_transcript_bad_input) {
+    resp *r = analyze("text/vtt",
+                      "WEBVTT\n\n00:00:05.000 --> 00:00:06.000\nhi\n\n"
+                      "00:00:01.000 --> 00:00:02.000\nho\n",
+                      NULL);
+    expect_error(r, 400, "invalid_transcript");
+    ck_assert_msg(strstr(jstr(r->json, "detail"), "line 6") != NULL, "detail names no line");
+    resp_free(r);
+    r = analyze("text/vtt", "WEBVTX\n", NULL);
+    expect_error(r, 400, "invalid_transcript");
+    resp_free(r);
+    r = analyze("application/x-subrip", "1\n00:00:01,000 --> 00:00:02,000\n\n", NULL);
+    expect_error(r, 400, "invalid_transcript");
+    resp_free(r);
+    r = analyze("text/html", "<p>hi</p>", NULL);
+    expect_error(r, 415, "unsupported_media_type");
+    resp_free(r);
+    r = analyze("text/plain", "Is it red?", "?min_confidence=2");
+    expect_error(r, 400, NULL);
+    resp_free(r);
+    r = analyze("text/plain", "Is it red?", "?model_type=bogus");
+    expect_error(r, 400, "unknown_model_type");
+    resp_free(r);
+    r = analyze("application/json",
+                "{\"segments\": [{\"start\": 0, \"end\": 1, \"text\": \"x\"}], "
+                "\"speakers\": \"T\"}",
+                NULL);
+    expect_error(r, 400, "wrong_type");
+    resp_free(r);
+    /* Over MAX_TRANSCRIPT_BYTES (2 MiB by default): 413, and the service still answers. */
+    size_t big = ((size_t)2 << 20) + 16;
+    char *body = malloc(big + 1);
+    ck_assert_ptr_nonnull(body);
+    memset(body, 'a', big);
+    for (size_t i = 79; i < big; i += 80)
+        body[i] = '\n';
+    body[big] = '\0';
+    r = request("POST", "/api/v1/transcripts/analyze", "text/plain", body, big, NULL);
+    expect_error(r, 413, "payload_too_large");
+    resp_free(r);
+    free(body);
+    r = get("/api/health");
+    expect_json(r, 200);
+    resp_free(r);
+}
+END_TEST
+
 /* --- classification ------------------------------------------------------------------------ */
 
 START_TEST(test_classify_model_api) {
@@ -1447,6 +1633,14 @@ static Suite *routes_suite(void) {
     tcase_add_test(tc, test_batch_limits);
     tcase_add_test(tc, test_feedback_routes);
     tcase_add_test(tc, test_feedback_rejects_unknown_label);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("transcripts");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_transcript_vtt);
+    tcase_add_test(tc, test_transcript_cli_matches_route);
+    tcase_add_test(tc, test_transcript_srt_json_plain);
+    tcase_add_test(tc, test_transcript_bad_input);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("admin");
