@@ -6,7 +6,9 @@
  * notice it with one atomic load per request.
  *
  * One cml_state per process; its functions lock internally and may be called
- * from any thread.
+ * from any thread. One file by what it stores: shared_state.c (opening, the
+ * schema), state_selection.c, state_models.c, state_feedback.c, state_jobs.c,
+ * state_history.c (history and evaluations), state_status.c.
  */
 #ifndef CML_SHARED_STATE_H
 #define CML_SHARED_STATE_H

@@ -1,0 +1,89 @@
+/* The educators' corrections stored by the feedback routes. */
+#include "config.h"
+
+#include <json-c/json.h>
+#include <math.h>
+
+#include "base/cml_alloc.h"
+#include "state/state_internal.h"
+
+cml_err cml_state_add_feedback(cml_state *st, const cml_feedback *fb, int64_t *id, int64_t *total) {
+    cml_err err = CML_ERR_IO;
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *s =
+        state_prep(st, "INSERT INTO feedback (created_at, text, correct_class,"
+                       " predicted_class, confidence, error_type, scenario_id, source)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    sqlite3_stmt *c = state_prep(st, "SELECT COUNT(*) FROM feedback");
+    if (s == NULL || c == NULL)
+        goto done;
+    sqlite3_bind_int64(s, 1, (int64_t)time(NULL));
+    sqlite3_bind_text(s, 2, fb->text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, fb->correct_class, -1, SQLITE_STATIC);
+    state_bind_opt_text(s, 4, fb->predicted_class);
+    if (isnan(fb->confidence))
+        sqlite3_bind_null(s, 5);
+    else
+        sqlite3_bind_double(s, 5, fb->confidence);
+    state_bind_opt_text(s, 6, fb->error_type);
+    if (fb->has_scenario)
+        sqlite3_bind_int64(s, 7, fb->scenario_id);
+    else
+        sqlite3_bind_null(s, 7);
+    state_bind_opt_text(s, 8, fb->source);
+    /* Autocommit with synchronous=FULL: durable once step returns. */
+    if (sqlite3_step(s) != SQLITE_DONE)
+        goto done;
+    *id = sqlite3_last_insert_rowid(st->db);
+    if (sqlite3_step(c) != SQLITE_ROW)
+        goto done;
+    *total = sqlite3_column_int64(c, 0);
+    err = CML_OK;
+done:
+    sqlite3_finalize(s);
+    sqlite3_finalize(c);
+    pthread_mutex_unlock(&st->lock);
+    return err;
+}
+
+cml_err cml_state_each_feedback(cml_state *st,
+                                void (*row)(void *ctx, const char *text, const char *label),
+                                void *ctx) {
+    cml_err err = CML_OK;
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *s = state_prep(st, "SELECT text, correct_class FROM feedback ORDER BY id");
+    if (s == NULL) {
+        err = CML_ERR_IO;
+    } else {
+        int rc;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+            row(ctx, (const char *)sqlite3_column_text(s, 0),
+                (const char *)sqlite3_column_text(s, 1));
+        if (rc != SQLITE_DONE)
+            err = CML_ERR_IO;
+    }
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return err;
+}
+
+cml_err cml_state_feedback_counts(cml_state *st, char **json) {
+    cml_err err = CML_OK;
+    json_object *o = json_object_new_object();
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *s = state_prep(
+        st, "SELECT correct_class, COUNT(*) FROM feedback GROUP BY correct_class ORDER BY 1");
+    if (s == NULL) {
+        err = CML_ERR_IO;
+    } else {
+        while (sqlite3_step(s) == SQLITE_ROW)
+            json_object_object_add(o, (const char *)sqlite3_column_text(s, 0),
+                                   json_object_new_int64(sqlite3_column_int64(s, 1)));
+    }
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    *json = err == CML_OK ? cml_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN))
+                          : NULL;
+    json_object_put(o);
+    return err == CML_OK && *json == NULL ? CML_ERR_NOMEM : err;
+}
