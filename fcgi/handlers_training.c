@@ -369,78 +369,7 @@ handler_result handle_history(service *svc, http_req *r, const route_args *args)
     return HANDLER_DONE;
 }
 
-/* Mean single-question latency of a resident model in ms, over a fixed probe set. */
-static double probe_latency_ms(service *svc, cml_model_type t) {
-    static const char *probes[] = {
-        "What do you think will happen next?", "is it red",
-        "how many blocks are in your tower",   "Tell me about your picture.",
-        "um so why did the ice melt",          "Do you want milk or water?"};
-    cml_model *m = cml_registry_acquire(svc->registry, t);
-    cml_feature_scratch *s = cml_feature_scratch_new();
-    double ms = NAN;
-    if (m && s) {
-        struct timespec t0, t1;
-        cml_prediction p;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        for (int rep = 0; rep < 20; rep++)
-            for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++)
-                cml_model_predict(m, s, probes[i], strlen(probes[i]), &p);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        ms = ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6) /
-             (20.0 * (double)(sizeof probes / sizeof probes[0]));
-    }
-    cml_feature_scratch_free(s);
-    cml_model_release(m);
-    return ms;
-}
-
-typedef struct side {
-    bool present;
-    double f1, acc, train_s, latency_ms;
-    char version[40];
-    int64_t ts;
-} side;
-
-/* The latest history entry of a type, or the resident model's own figures. */
-static side side_of(service *svc, cml_model_type t) {
-    side s = {0};
-    cml_history_entry *h = NULL;
-    size_t n = 0;
-    const char *name = cml_model_type_name(t);
-    cml_slot_info info;
-    cml_registry_info(svc->registry, t, &info);
-    if (cml_state_list_history(svc->state, name, 0, &h, &n) == CML_OK) {
-        /* The entry of the version now running, else the newest. */
-        size_t pick = n;
-        for (size_t i = 0; i < n; i++)
-            if (info.loaded && !strcmp(h[i].version, info.version))
-                pick = i;
-        if (pick == n && n > 0)
-            pick = n - 1;
-        if (pick < n) {
-            json_object *all =
-                            h[pick].metrics_json ? json_tokener_parse(h[pick].metrics_json) : NULL,
-                        *hold, *v;
-            if (all && json_object_object_get_ex(all, "holdout", &hold)) {
-                s.present = true;
-                if (json_object_object_get_ex(hold, "f1_macro", &v))
-                    s.f1 = json_object_get_double(v);
-                if (json_object_object_get_ex(hold, "accuracy", &v))
-                    s.acc = json_object_get_double(v);
-            }
-            json_object_put(all);
-            s.train_s = h[pick].training_time;
-            s.ts = h[pick].timestamp;
-            snprintf(s.version, sizeof s.version, "%s", h[pick].version);
-        }
-    }
-    cml_history_free(h, n);
-    if (s.present)
-        s.latency_ms = probe_latency_ms(svc, t);
-    return s;
-}
-
-static json_object *side_json(const side *s) {
+static json_object *side_json(const service_side *s) {
     char ts[32];
     if (!s->present)
         return NULL;
@@ -458,35 +387,15 @@ static json_object *side_json(const side *s) {
 
 handler_result handle_comparison(service *svc, http_req *r, const route_args *args) {
     (void)args;
-    side e = side_of(svc, CML_MODEL_ENSEMBLE), c = side_of(svc, CML_MODEL_CLASSIC);
+    service_comparison cmp;
+    service_compare(svc, &cmp);
     json_object *o = json_object_new_object(), *rec = NULL;
-    json_object_object_add(o, "ensemble", side_json(&e));
-    json_object_object_add(o, "classic", side_json(&c));
-    if (e.present && c.present) {
-        /* Quality first; latency decides only between models of equal quality. */
-        const char *pick, *why;
-        char reason[256];
-        double df1 = e.f1 - c.f1, dacc = e.acc - c.acc;
-        if (fabs(df1) >= 0.005) {
-            pick = df1 > 0 ? "ensemble" : "classic";
-            why = "higher macro F1";
-        } else if (fabs(dacc) >= 0.005) {
-            pick = dacc > 0 ? "ensemble" : "classic";
-            why = "equal macro F1 and higher accuracy";
-        } else {
-            pick = e.latency_ms < c.latency_ms ? "ensemble" : "classic";
-            why = "equal quality and lower latency";
-        }
-        snprintf(reason, sizeof reason,
-                 "%s: %s (macro F1 %.4f vs %.4f, accuracy %.4f vs %.4f, latency %.3f vs %.3f ms)",
-                 pick, why, !strcmp(pick, "ensemble") ? e.f1 : c.f1,
-                 !strcmp(pick, "ensemble") ? c.f1 : e.f1, !strcmp(pick, "ensemble") ? e.acc : c.acc,
-                 !strcmp(pick, "ensemble") ? c.acc : e.acc,
-                 !strcmp(pick, "ensemble") ? e.latency_ms : c.latency_ms,
-                 !strcmp(pick, "ensemble") ? c.latency_ms : e.latency_ms);
+    json_object_object_add(o, "ensemble", side_json(&cmp.side[CML_MODEL_ENSEMBLE]));
+    json_object_object_add(o, "classic", side_json(&cmp.side[CML_MODEL_CLASSIC]));
+    if (cmp.recommended) {
         rec = json_object_new_object();
-        json_object_object_add(rec, "model", json_object_new_string(pick));
-        json_object_object_add(rec, "reason", json_object_new_string(reason));
+        json_object_object_add(rec, "model", json_object_new_string(cml_model_type_name(cmp.pick)));
+        json_object_object_add(rec, "reason", json_object_new_string(cmp.reason));
     }
     json_object_object_add(o, "recommendation", rec);
     http_send_json(r, HTTP_OK, o);

@@ -109,6 +109,26 @@ typedef struct service_retrain_job {
 cml_err service_start_retrain(service *svc, const service_retrain_data *req, const cml_dataset *ds,
                               service_retrain_job *out, cml_diag *diag);
 
+/* --- comparison ------------------------------------------------------------------ */
+
+/* One type's figures: its history entry of the running version (else the newest). */
+typedef struct service_side {
+    bool present;                        /* a history entry with held-out metrics exists */
+    double f1, acc, train_s, latency_ms; /* latency: mean over a probe set, NAN when not resident */
+    char version[40];
+    int64_t ts;
+} service_side;
+
+typedef struct service_comparison {
+    service_side side[CML_MODEL__COUNT]; /* indexed by cml_model_type */
+    bool recommended;                    /* both sides present */
+    cml_model_type pick;                 /* quality first, latency between equals */
+    char reason[256];
+} service_comparison;
+
+/* Compares the types (probing the resident models' latency). */
+void service_compare(service *svc, service_comparison *out);
+
 /* --- evaluation ------------------------------------------------------------------ */
 
 /*
