@@ -16,7 +16,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for type in classic ensemble; do
     "$build/cultivate-ml" train --model "$type" --data "$top/data/questions.csv" --out "$work" \
-        --measure "$realdev" --by kind --json >"$work/$type.json"
+        --measure "$realdev" --by kind --json >"$work/$type.json" 2>"$work/$type.err" ||
+        { cat "$work/$type.err" >&2; exit 1; }
 done
 # Per kind, as the peer reports it: one CSV per kind.
 python3 - "$realdev" "$work" <<'PY'

@@ -1,4 +1,4 @@
-/* Fuzz harness: normalisation and hand features of arbitrary bytes. */
+/* Fuzz harness: normalisation, hand features and utterance analysis of arbitrary bytes. */
 #include "config.h"
 
 #include <stdint.h>
@@ -6,6 +6,7 @@
 
 #include "text/text_features.h"
 #include "text/text_normalize.h"
+#include "text/utterance.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -21,5 +22,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (n.tokens[i].sentence >= n.n_sentences || n.tokens[i].len == 0)
             abort();
     cml_hand_features(s, (const char *)data, size, h);
+    /* Sentences are in order, inside the text, never empty; the question count adds up. */
+    cml_utterance u;
+    cml_utterance_split((const char *)data, size, &u);
+    size_t questions = 0, prev_end = 0;
+    for (size_t i = 0; i < u.n_parts; i++) {
+        const cml_utterance_part *p = &u.parts[i];
+        if (p->start >= p->end || p->end > size || p->start < prev_end)
+            abort();
+        prev_end = p->end;
+        questions += p->question;
+    }
+    if (questions != u.n_questions || u.n_parts > CML_UTTERANCE_MAX_PARTS)
+        abort();
     return 0;
 }
