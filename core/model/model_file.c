@@ -253,11 +253,12 @@ static cml_err parse_meta(cml_model *m, const char *text, size_t len, uint32_t *
     }
     snprintf(m->version, sizeof m->version, "%s", version);
     snprintf(m->data_sha256, sizeof m->data_sha256, "%s", data);
-    if (json_num(o, "created_at", &d))
+    /* Numbers out of their type's range are left at zero, never cast (undefined). */
+    if (json_num(o, "created_at", &d) && fabs(d) < 9.2e18)
         m->created_at = (int64_t)d;
-    if (json_num(o, "n_train", &d) && d >= 0)
+    if (json_num(o, "n_train", &d) && d >= 0 && d <= UINT32_MAX)
         m->n_train = (uint32_t)d;
-    if (json_num(o, "n_test", &d) && d >= 0)
+    if (json_num(o, "n_test", &d) && d >= 0 && d <= UINT32_MAX)
         m->n_test = (uint32_t)d;
     if (json_num(o, "training_time_s", &d))
         m->training_time_s = d;
@@ -290,7 +291,7 @@ static cml_err parse_meta(cml_model *m, const char *text, size_t len, uint32_t *
             json_object_is_type(mem, json_type_object) ? json_str(mem, "name") : NULL;
         double kind, weight;
         if (name == NULL || !json_num(mem, "kind", &kind) || !json_num(mem, "weight", &weight) ||
-            weight < 0 || weight > 1) {
+            weight < 0 || weight > 1 || kind < 0 || kind > 1e6) {
             err = cml_diag_set(diag, CML_ERR_FORMAT, "model member %zu is malformed", i);
             goto done;
         }

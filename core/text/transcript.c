@@ -217,10 +217,12 @@ static void cue_text(const char *s, size_t n, cml_buf *out, char *speaker, size_
             size_t tl = close ? (size_t)(close - (s + i)) + 1 : n - i;
             if (tl > 3 && s[i + 1] == 'v' && (s[i + 2] == ' ' || s[i + 2] == '.') &&
                 speaker[0] == '\0') {
-                const char *name = memchr(s + i, ' ', tl);
+                /* The name runs from after the first space to the '>' (or the line's end). */
+                const char *end = s + i + tl - (close != NULL);
+                const char *name = memchr(s + i + 2, ' ', (size_t)(end - (s + i + 2)));
                 if (name != NULL) {
                     name++;
-                    size_t nl = (size_t)((s + i + tl - 1) - name);
+                    size_t nl = (size_t)(end - name);
                     while (nl > 0 && name[nl - 1] == ' ')
                         nl--;
                     if (nl >= speaker_cap)

@@ -52,6 +52,27 @@ START_TEST(test_vtt) {
 }
 END_TEST
 
+/* A voice tag cut off after its space (fuzzing found the name's length going negative). */
+START_TEST(test_vtt_cut_voice_tag) {
+    const char *texts[] = {"WEBVTT\n\n00:01.000 --> 00:02.000\nhi <v \n",
+                           "WEBVTT\n\n00:01.000 --> 00:02.000\nhi <v.x \n",
+                           "WEBVTT\n\n00:01.000 --> 00:02.000\nhi <v  >\n"};
+    for (size_t i = 0; i < 3; i++) {
+        /* Exactly sized copies, so a sanitizer sees any read past the end. */
+        size_t n = strlen(texts[i]);
+        char *copy = malloc(n);
+        memcpy(copy, texts[i], n);
+        cml_transcript *t = NULL;
+        cml_diag d = {{0}};
+        ck_assert_int_eq(cml_transcript_parse(copy, n, CML_TRANSCRIPT_VTT, NULL, &t, &d), CML_OK);
+        ck_assert_str_eq(t->segments[0].text, "hi");
+        ck_assert_ptr_null(t->segments[0].speaker);
+        cml_transcript_free(t);
+        free(copy);
+    }
+}
+END_TEST
+
 START_TEST(test_vtt_refusals) {
     parse_bad("WEBVTX\n\n00:01.000 --> 00:02.000\nhi\n", CML_TRANSCRIPT_VTT, "line 1");
     parse_bad("WEBVTT\n\n00:01.000 -> 00:02.000\nhi\n", CML_TRANSCRIPT_VTT, "line 3");
@@ -153,6 +174,7 @@ int main(void) {
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_vtt);
     tcase_add_test(tc, test_vtt_refusals);
+    tcase_add_test(tc, test_vtt_cut_voice_tag);
     tcase_add_test(tc, test_srt);
     tcase_add_test(tc, test_whisper_json);
     tcase_add_test(tc, test_plain);
