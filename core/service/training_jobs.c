@@ -112,6 +112,16 @@ cml_err training_job_spawn(service *svc, const char *task_id, const char *model_
     argv[argc++] = retain;
     if (svc->cfg.use_azure_storage)
         argv[argc++] = "--upload"; /* the connection string is in the environment */
+    /* The question detector learns from the non-questions bundled beside the training data,
+     * whatever CSV this job trains on (an uploaded one sits in the state directory). */
+    char non_questions[4096];
+    const char *slash = strrchr(svc->cfg.training_data, '/');
+    snprintf(non_questions, sizeof non_questions, "%.*snonquestions.csv",
+             slash ? (int)(slash - svc->cfg.training_data + 1) : 0, svc->cfg.training_data);
+    if (access(non_questions, R_OK) == 0) {
+        argv[argc++] = "--non-questions";
+        argv[argc++] = non_questions;
+    }
     for (size_t i = 0; i < n_params && argc + 3 < 64; i++) {
         argv[argc++] = "--param";
         argv[argc++] = params[i];
