@@ -11,6 +11,9 @@
 
 #include "base/cml_alloc.h"
 #include "base/utf8.h"
+#include "learn/member.h"
+
+_Static_assert(CML_DATASET_MAX_LABELS == CML_MAX_LABELS, "a data set holds what a model can");
 
 cml_dataset *cml_dataset_new(void) { return cml_calloc(1, sizeof(cml_dataset)); }
 
@@ -31,13 +34,6 @@ void cml_dataset_free(cml_dataset *ds) {
     cml_free(ds);
 }
 
-int cml_dataset_label_index(const cml_dataset *ds, const char *label) {
-    for (size_t i = 0; i < ds->n_labels; i++)
-        if (strcmp(ds->label_names[i], label) == 0)
-            return (int)i;
-    return -1;
-}
-
 /* Trimmed, upper-cased copy; caller frees. */
 static char *normalise_label(const char *label) {
     while (*label && isspace((unsigned char)*label))
@@ -52,19 +48,44 @@ static char *normalise_label(const char *label) {
     return out;
 }
 
-/* Index of label in the sorted label set, inserting it (and renumbering rows) if new. */
-static int intern_label(cml_dataset *ds, char *owned_label) {
-    size_t pos = 0;
-    while (pos < ds->n_labels) {
-        int c = strcmp(ds->label_names[pos], owned_label);
-        if (c == 0) {
-            cml_free(owned_label);
-            return (int)pos;
-        }
-        if (c > 0)
-            break;
-        pos++;
+/* Index of label in the sorted label set (binary search), or where it would go (-1 - pos). */
+static long find_label(const cml_dataset *ds, const char *label) {
+    size_t lo = 0, hi = ds->n_labels;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(ds->label_names[mid], label);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    return -1 - (long)lo;
+}
+
+int cml_dataset_label_index(const cml_dataset *ds, const char *label) {
+    long i = find_label(ds, label);
+    return i >= 0 ? (int)i : -1;
+}
+
+/*
+ * Index of label in the sorted label set, inserting it (and renumbering rows) if new. A set
+ * holds at most CML_DATASET_MAX_LABELS labels, so a row costs a binary search over at most 16
+ * names and rows are renumbered at most 16 times: reading is linear in the rows, whatever the
+ * data. Returns -1 on OOM (owned_label freed) and -2 when the label would be one too many.
+ */
+static int intern_label(cml_dataset *ds, char *owned_label) {
+    long found = find_label(ds, owned_label);
+    if (found >= 0) {
+        cml_free(owned_label);
+        return (int)found;
+    }
+    if (ds->n_labels >= CML_DATASET_MAX_LABELS) {
+        cml_free(owned_label);
+        return -2;
+    }
+    size_t pos = (size_t)(-1 - found);
     char **names = cml_realloc_array(ds->label_names, ds->n_labels + 1, sizeof(char *));
     if (names == NULL) {
         cml_free(owned_label);
@@ -74,9 +95,10 @@ static int intern_label(cml_dataset *ds, char *owned_label) {
     memmove(names + pos + 1, names + pos, (ds->n_labels - pos) * sizeof(char *));
     names[pos] = owned_label;
     ds->n_labels++;
-    for (size_t i = 0; i < ds->n; i++)
-        if (ds->labels[i] >= (int)pos)
-            ds->labels[i]++;
+    if (pos + 1 < ds->n_labels)
+        for (size_t i = 0; i < ds->n; i++)
+            if (ds->labels[i] >= (int)pos)
+                ds->labels[i]++;
     return (int)pos;
 }
 
@@ -117,7 +139,7 @@ cml_err cml_dataset_add(cml_dataset *ds, const char *text, const char *label, si
     int idx = intern_label(ds, l);
     if (idx < 0) {
         cml_free(t);
-        return CML_ERR_NOMEM;
+        return idx == -2 ? CML_ERR_DATA : CML_ERR_NOMEM;
     }
     ds->texts[ds->n] = t;
     ds->labels[ds->n] = idx;
@@ -406,8 +428,12 @@ cml_err cml_csv_parse(const char *buf, size_t len, const cml_csv_options *opts, 
                                opts->max_text_bytes);
             goto done;
         }
-        if ((err = cml_dataset_add(ds, text->buf, label->buf, rec_line)) != CML_OK)
+        if ((err = cml_dataset_add(ds, text->buf, label->buf, rec_line)) != CML_OK) {
+            if (err == CML_ERR_DATA)
+                cml_diag_set(diag, err, "line %zu: a %dth distinct label: at most %d are supported",
+                             rec_line, CML_DATASET_MAX_LABELS + 1, CML_DATASET_MAX_LABELS);
             goto done;
+        }
         if (group_col >= 0) {
             if (ds->n > groups_cap) {
                 size_t cap = groups_cap ? groups_cap * 2 : 256;

@@ -8,6 +8,9 @@
 
 #include "base/cml_error.h"
 
+/* Distinct labels a data set may hold: what a model can (CML_MAX_LABELS in learn/member.h). */
+#define CML_DATASET_MAX_LABELS 16
+
 typedef struct cml_dataset {
     size_t n;             /* rows */
     char **texts;         /* n NUL-terminated UTF-8 strings, owned */
@@ -49,11 +52,12 @@ cml_err cml_csv_write(FILE *fp, const cml_dataset *ds);
 
 /* An empty dataset to fill with cml_dataset_add; caller frees. NULL on OOM. */
 cml_dataset *cml_dataset_new(void);
-/* Copies text and label (trimmed, upper-cased) into ds. */
+/* Copies text and label (trimmed, upper-cased) into ds; CML_ERR_DATA (ds unchanged) when
+ * the label would be one more than CML_DATASET_MAX_LABELS. */
 cml_err cml_dataset_add(cml_dataset *ds, const char *text, const char *label, size_t line);
 /* A new dataset holding rows idx[0..n) of src, same label set; caller frees. */
 cml_dataset *cml_dataset_subset(const cml_dataset *src, const size_t *idx, size_t n);
-/* Index of a label name, or -1. */
+/* Index of a label name (binary search), or -1. */
 int cml_dataset_label_index(const cml_dataset *ds, const char *label);
 /* Accepts NULL. */
 void cml_dataset_free(cml_dataset *ds);

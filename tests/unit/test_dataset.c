@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <time.h>
 
 #include "unit.h"
 #include "base/utf8.h"
@@ -129,6 +130,85 @@ START_TEST(test_add_relabels_sorted) {
 }
 END_TEST
 
+/* A CSV of rows "Row i?,Li" (distinct labels L000000 ...) with `tail` appended. */
+static char *distinct_labels_csv(size_t rows, const char *tail, size_t *len) {
+    size_t cap = 32 + rows * 32 + strlen(tail);
+    char *csv = malloc(cap);
+    ck_assert_ptr_nonnull(csv);
+    size_t n = (size_t)snprintf(csv, cap, "text,label\n");
+    for (size_t i = 0; i < rows; i++)
+        n += (size_t)snprintf(csv + n, cap - n, "Row %zu?,L%06zu\n", i, i);
+    n += (size_t)snprintf(csv + n, cap - n, "%s", tail);
+    *len = n;
+    return csv;
+}
+
+/* 16 distinct labels are read; the row with a 17th stops the reader there (the unclosed quote
+ * after it is never reached), naming the line. */
+START_TEST(test_label_limit_stops_parsing) {
+    cml_dataset *ds = NULL;
+    cml_diag d = {{0}};
+    size_t len;
+    char *csv = distinct_labels_csv(CML_DATASET_MAX_LABELS, "", &len);
+    ck_assert_int_eq(cml_csv_parse(csv, len, NULL, &ds, &d), CML_OK);
+    ck_assert_uint_eq(ds->n_labels, CML_DATASET_MAX_LABELS);
+    ck_assert_str_eq(ds->label_names[0], "L000000");
+    ck_assert_str_eq(ds->label_names[15], "L000015");
+    cml_dataset_free(ds);
+    free(csv);
+
+    /* Known labels after the 16th are fine; the 17th (line 20) is refused. */
+    csv =
+        distinct_labels_csv(CML_DATASET_MAX_LABELS,
+                            "Again?,L000003\nAnd?,l000000\nNew?,L999999\n\"never closed,X\n", &len);
+    ds = (cml_dataset *)1;
+    ck_assert_int_eq(cml_csv_parse(csv, len, NULL, &ds, &d), CML_ERR_DATA);
+    ck_assert_ptr_null(ds);
+    ck_assert_msg(strstr(d.msg, "line 20: a 17th distinct label") != NULL, "%s", d.msg);
+    ck_assert_msg(strstr(d.msg, "at most 16") != NULL, "%s", d.msg);
+    free(csv);
+}
+END_TEST
+
+START_TEST(test_add_refuses_17th_label) {
+    cml_dataset *ds = cml_dataset_new();
+    char label[16];
+    for (int i = CML_DATASET_MAX_LABELS - 1; i >= 0; i--) { /* each one sorts first: renumbers */
+        snprintf(label, sizeof label, "L%02d", i);
+        ck_assert_int_eq(cml_dataset_add(ds, "text", label, (size_t)i + 2), CML_OK);
+    }
+    for (int i = 0; i < CML_DATASET_MAX_LABELS; i++)
+        ck_assert_int_eq(ds->labels[i], CML_DATASET_MAX_LABELS - 1 - i);
+    ck_assert_int_eq(cml_dataset_add(ds, "text", "L99", 99), CML_ERR_DATA);
+    ck_assert_int_eq(cml_dataset_add(ds, "text", " l07 ", 100), CML_OK);
+    ck_assert_uint_eq(ds->n, CML_DATASET_MAX_LABELS + 1);
+    ck_assert_uint_eq(ds->n_labels, CML_DATASET_MAX_LABELS);
+    ck_assert_int_eq(ds->labels[CML_DATASET_MAX_LABELS], 7);
+    ck_assert_int_eq(cml_dataset_label_index(ds, "L07"), 7);
+    ck_assert_int_eq(cml_dataset_label_index(ds, "L99"), -1);
+    cml_dataset_free(ds);
+}
+END_TEST
+
+/* The figure of issue 15: 200,000 distinct labels took 36 s (218 s on a loaded machine) to
+ * refuse, each new label renumbering every row read. Printed, not asserted on time. */
+START_TEST(test_200k_distinct_labels_figure) {
+    size_t len;
+    char *csv = distinct_labels_csv(200000, "", &len);
+    cml_dataset *ds = NULL;
+    cml_diag d = {{0}};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(cml_csv_parse(csv, len, NULL, &ds, &d), CML_ERR_DATA);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ck_assert_ptr_null(ds);
+    ck_assert_msg(strstr(d.msg, "line 18:") != NULL, "%s", d.msg);
+    fprintf(stderr, "200,000 distinct labels (%zu bytes of CSV) refused in %.3f ms: %s\n", len,
+            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6, d.msg);
+    free(csv);
+}
+END_TEST
+
 START_TEST(test_bundled_corpus_reads) {
     cml_dataset *ds = unit_corpus(0);
     ck_assert_ptr_nonnull(ds);
@@ -156,6 +236,9 @@ int main(void) {
     tcase_add_test(tc, test_utf8_validator);
     tcase_add_test(tc, test_write_read_round_trip);
     tcase_add_test(tc, test_add_relabels_sorted);
+    tcase_add_test(tc, test_label_limit_stops_parsing);
+    tcase_add_test(tc, test_add_refuses_17th_label);
+    tcase_add_test(tc, test_200k_distinct_labels_figure);
     tcase_add_test(tc, test_bundled_corpus_reads);
     tcase_add_test(tc, test_missing_file);
     suite_add_tcase(s, tc);
