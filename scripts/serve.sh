@@ -5,6 +5,9 @@
 #   scripts/serve.sh [BUILD_DIR]     (default: the directory of this repository)
 # Environment: PORT, WORKERS (processes, default 2), RUN_DIR (state, default BUILD_DIR/run),
 # and any service variable (MODEL_TYPE, API_KEY, LOG_LEVEL, ...).
+# One instance per RUN_DIR: it holds RUN_DIR/serve.lock while it (or any process it started)
+# runs, and a second one on the same RUN_DIR is refused before it touches the first one's
+# socket or configuration; a second instance needs its own RUN_DIR (and PORT).
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$src}" && pwd)
@@ -12,6 +15,17 @@ port=${PORT:-8000}
 run=${RUN_DIR:-$build/run}
 workers=${WORKERS:-2}
 mkdir -p "$run/models"
+
+# The lock is inherited by every process started below, so it is held until the last of them
+# is gone, even when this shell is killed.
+exec 9>>"$run/serve.lock"
+if ! flock -n 9; then
+    owner=$(cat "$run/serve.instance" 2>/dev/null || true)
+    echo "cultivate-ml: $run is in use by another instance${owner:+ ($owner)};" \
+        "set RUN_DIR to another directory (and PORT to another port) to start a second one" >&2
+    exit 1
+fi
+echo "pid $$, http://127.0.0.1:$port" >"$run/serve.instance"
 
 export MODEL_CACHE_DIR="${MODEL_CACHE_DIR:-$run/models}"
 export STATE_DIR="${STATE_DIR:-$run}"
@@ -33,7 +47,7 @@ stop() {
     trap - INT TERM EXIT
     kill "$httpd_pid" "$fcgi_pid" 2>/dev/null || true
     wait "$httpd_pid" "$fcgi_pid" 2>/dev/null || true
-    rm -f "$sock"
+    rm -f "$sock" "$run/serve.instance"
 }
 trap stop INT TERM EXIT
 echo "cultivate-ml: serving http://127.0.0.1:$port (state in $run); Ctrl-C stops" >&2
