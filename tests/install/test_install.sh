@@ -24,6 +24,7 @@ for f in "$bindir/cultivate-ml" "$sbindir/cultivate-ml-fcgi" "$datadir/questions
     "$datadir/README.md" "$root$sysconfdir/cultivate-ml.conf" "$mandir/man1/cultivate-ml.1" \
     "$mandir/man8/cultivate-ml-fcgi.8" "$mandir/man5/cultivate-ml.conf.5" \
     "$datadir/etc/lighttpd/cultivate-ml.conf" "$datadir/etc/apache2/cultivate-ml.conf" \
+    "$datadir/etc/errors/411.html" "$datadir/etc/errors/502.html" \
     "$root$prefix/lib/systemd/system/cultivate-ml.service"; do
     [ -e "$f" ] || fail "not installed: ${f#$root}"
 done
@@ -35,7 +36,7 @@ grep -q "$sysconfdir/cultivate-ml.conf" "$mandir/man8/cultivate-ml-fcgi.8" || fa
 "$bindir/cultivate-ml" --version | grep -q cultivate-ml || fail "installed CLI does not run"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sed -e "s|@PORT@|$port|g" -e "s|@SOCKET@|$work/sock|g" -e "s|@DIR@|$work|g" \
+sed -e "s|@PORT@|$port|g" -e "s|@SOCKET@|$work/sock|g" -e "s|@DIR@|$work|g" -e "s|@ERRORS@|$datadir/etc/errors|g" \
     "$datadir/etc/lighttpd/standalone.conf.in" >"$work/lighttpd.conf"
 STATE_DIR="$work/state" MODEL_CACHE_DIR="$work/models" TRAINING_DATA="$datadir/questions.csv" \
     CML_TRAINER="$bindir/cultivate-ml" MODEL_TYPE=classic \

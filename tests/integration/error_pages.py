@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Hostile requests on raw sockets to a front end on 127.0.0.1 (issue 15, defect 6): every
+answer, whoever gives it (lighttpd, Apache or the service), must be the contract's JSON error
+{"detail": str, "error": str} with Content-Type application/json, and carry X-Request-Id when
+--request-id says the server can set one.
+
+  error_pages.py PORT FRONT CASES...   (FRONT lighttpd|apache; CASES: names below, or "alive"
+                                        for every case a running service gets, "gone" for
+                                        requests with the workers dead)
+  error_pages.py PORT FRONT midrequest PIDFILE   (kill -9 the pids listed in PIDFILE while a
+                                        long evaluate request is in flight)
+Prints one line a case; exit 1 when any case fails.
+"""
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+H = b"Host: 127.0.0.1\r\nConnection: close\r\n"
+CLASSIFY = b"/api/v1/models/classify"
+CASES = {
+    "no_content_length": b"POST " + CLASSIFY + b" HTTP/1.1\r\n" + H
+    + b"Content-Type: application/json\r\n\r\n",
+    "bad_chunking": b"POST " + CLASSIFY + b" HTTP/1.1\r\n" + H
+    + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n",
+    "cl_with_te": b"POST " + CLASSIFY + b" HTTP/1.1\r\n" + H
+    + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n"
+    b"2\r\n{}\r\n0\r\n\r\n",
+    "negative_cl": b"POST " + CLASSIFY + b" HTTP/1.1\r\n" + H
+    + b"Content-Type: application/json\r\nContent-Length: -1\r\n\r\n",
+    "nul_in_path": b"GET /api/health%00x HTTP/1.1\r\n" + H + b"\r\n",
+    "nul_in_query": b"GET /api/health?x=%00 HTTP/1.1\r\n" + H + b"\r\n",
+    "bad_utf8_in_path": b"GET /api/health%C3%28 HTTP/1.1\r\n" + H + b"\r\n",
+    "bad_utf8_in_query": b"GET /api/health?x=%C3%28 HTTP/1.1\r\n" + H + b"\r\n",
+    "raw_byte_in_path": b"GET /api/\xff\xfe HTTP/1.1\r\n" + H + b"\r\n",
+    "huge_header": b"GET /api/health HTTP/1.1\r\n" + H + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n",
+    "many_headers": b"GET /api/health HTTP/1.1\r\n" + H
+    + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(400)) + b"\r\n",
+    "bad_request_line": b"GET\r\n" + H + b"\r\n",
+    "unknown_te": b"POST " + CLASSIFY + b" HTTP/1.1\r\n" + H
+    + b"Content-Type: application/json\r\nTransfer-Encoding: gzip\r\n\r\n",
+    "classify_when_gone": b"POST " + CLASSIFY + b" HTTP/1.1\r\n" + H
+    + b"Content-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"text\":\"hi\"}",
+    "health_when_gone": b"GET /api/health HTTP/1.1\r\n" + H + b"\r\n",
+}
+ALIVE = [k for k in CASES if not k.endswith("_when_gone")]
+GONE = ["classify_when_gone", "health_when_gone"]
+
+
+def exchange(port, data, timeout=15.0, during=None):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+    except OSError:
+        pass  # the server may answer and close before the whole request is sent
+    if during:
+        during()
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    except (socket.timeout, ConnectionResetError):
+        pass
+    s.close()
+    return out
+
+
+def check(name, raw, want_id):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = lines[0] if lines else ""
+    hdr = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        hdr[k.strip().lower()] = v.strip()
+    problems = []
+    try:
+        code = int(status.split()[1])
+    except (IndexError, ValueError):
+        return False, "no HTTP answer: %r" % raw[:120]
+    if "chunked" in hdr.get("transfer-encoding", ""):
+        body = dechunk(body)
+    if not hdr.get("content-type", "").startswith("application/json"):
+        problems.append("Content-Type %r" % hdr.get("content-type"))
+    try:
+        doc = json.loads(body.decode("utf-8"))
+        if code >= 400 and not (isinstance(doc, dict) and isinstance(doc.get("detail"), str)
+                                and isinstance(doc.get("error"), str)):
+            problems.append("not {detail, error}: %r" % body[:100])
+    except (ValueError, UnicodeDecodeError):
+        problems.append("body not JSON: %r" % body[:100])
+    if want_id and not hdr.get("x-request-id"):
+        problems.append("no X-Request-Id")
+    desc = "%d %s" % (code, body[:90].decode("utf-8", "replace").strip())
+    return not problems, desc + ("" if not problems else " -- " + "; ".join(problems))
+
+
+def dechunk(b):
+    out = b""
+    while b:
+        size, _, rest = b.partition(b"\r\n")
+        try:
+            n = int(size.split(b";")[0], 16)
+        except ValueError:
+            return out + b
+        if n == 0:
+            break
+        out += rest[:n]
+        b = rest[n + 2:]
+    return out
+
+
+def midrequest(port, pidfile, want_id):
+    """An evaluate request that takes seconds; the workers are killed while it runs."""
+    key = os.environ.get("CML_API_KEY", "")
+    rows = "".join("What do you think will happen next in story %d?,OEQ\n" % i
+                   for i in range(60000))
+    body = json.dumps({"model_type": "ensemble" if os.environ.get("CML_VE") else "classic",
+                       "data": "text,label\n" + rows}).encode()
+    req = (b"POST /api/v1/models/evaluate HTTP/1.1\r\n" + H + b"Content-Type: application/json\r\n"
+           + b"Authorization: Bearer " + key.encode() + b"\r\n"
+           + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def kill():
+        time.sleep(0.7)
+        with open(pidfile) as f:
+            for pid in f.read().split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    t0 = time.monotonic()
+    raw = exchange(port, req, timeout=60, during=kill)
+    ok, desc = check("midrequest", raw, want_id)
+    code = desc.split()[0]
+    if ok and not code.startswith("5"):
+        ok, desc = False, desc + " -- the request finished before the kill (make it longer)"
+    return ok, "%s (after %.1f s)" % (desc, time.monotonic() - t0)
+
+
+def main():
+    port, front = int(sys.argv[1]), sys.argv[2]
+    want_id = front == "apache" or os.environ.get("CML_WANT_REQUEST_ID") == "1"
+    names = sys.argv[3:]
+    results = []
+    if names[:1] == ["midrequest"]:
+        results.append(("worker_killed_mid_request",) + midrequest(port, names[1], want_id))
+    else:
+        expanded = []
+        for n in names:
+            expanded += ALIVE if n == "alive" else GONE if n == "gone" else [n]
+        for n in expanded:
+            results.append((n,) + check(n, exchange(port, CASES[n]), want_id))
+    bad = 0
+    for name, ok, desc in results:
+        print("%s %-26s %s: %s" % ("ok  " if ok else "FAIL", name, front, desc))
+        bad += not ok
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
