@@ -3,6 +3,9 @@
 #   1. installs what the build and the tests need (Debian packages, npm test tools);
 #   2. builds with every learner and runs `make check` (unit tests, corpus bars, style,
 #      integration tests against lighttpd, Apache, spawn-fcgi and Azurite);
+#   2b. fuzzes every parser harness with libFuzzer (clang, ASan+UBSan) for FUZZ_SECONDS each
+#      (default 120: about 13 minutes for the six with the build), printing executions and
+#      coverage (make fuzz);
 #   3. builds again with AddressSanitizer and UndefinedBehaviorSanitizer and runs the tests;
 #   4. runs the unit tests under valgrind;
 #   5. builds the classic-only configuration (the `production` image's) and runs its tests;
@@ -41,6 +44,12 @@ run_suite() { # name, configure flags, make target
 }
 
 run_suite full "" check
+# libFuzzer on each harness; its work corpus stays in build/full/tests/fuzz/libfuzzer/.
+(cd build/full && make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-120}") || {
+    echo "FAILED: fuzz (a crashing input is in build/full/tests/fuzz/libfuzzer/crash-*)"
+    exit 1
+}
+summary="$summary fuzz"
 # Memory checkers slow training by 3x (sanitizers) to 50x (valgrind): those runs train on
 # smaller slices of the corpus and skip the quality bars, which the full run checks.
 export CML_TEST_LIGHT=1
