@@ -54,7 +54,11 @@ static json_object *member_array(const cml_model *m, const cml_prediction *p) {
                                json_object_new_string(m->labels[p->members[k].label]));
         json_object_object_add(o, "confidence", json_object_new_double(p->members[k].confidence));
         json_object_object_add(o, "probabilities", response_probabilities(m, p->members[k].probs));
-        json_object_object_add(o, "weight", json_object_new_double(m->members[k].weight));
+        /* A stacked model combines by the stacker's coefficients, not by voting weights. */
+        if (m->combination == CML_COMBINE_STACKING)
+            json_object_object_add(o, "stacker_coef", json_object_new_double(m->stacker.coef[k]));
+        else
+            json_object_object_add(o, "weight", json_object_new_double(m->members[k].weight));
         json_object_array_add(a, o);
     }
     return a;
