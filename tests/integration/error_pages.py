@@ -118,8 +118,10 @@ def dechunk(b):
 def midrequest(port, pidfile, want_id):
     """An evaluate request that takes seconds; the workers are killed while it runs."""
     key = os.environ.get("CML_API_KEY", "")
-    rows = "".join("What do you think will happen next in story %d?,OEQ\n" % i
-                   for i in range(60000))
+    # Clips of several sentences: each of their questions is classified too, so evaluating
+    # these 100,000 rows (7.7 MB) takes seconds even for the classic model on a fast machine.
+    rows = "".join("Look at page %d. What happens next? Why? Is it the cat?,OEQ\n" % i
+                   for i in range(100000))
     body = json.dumps({"model_type": "ensemble" if os.environ.get("CML_VE") else "classic",
                        "data": "text,label\n" + rows}).encode()
     req = (b"POST /api/v1/models/evaluate HTTP/1.1\r\n" + H + b"Content-Type: application/json\r\n"
@@ -127,7 +129,7 @@ def midrequest(port, pidfile, want_id):
            + b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
     def kill():
-        time.sleep(0.7)
+        time.sleep(0.3)  # the body is sent: the worker is reading or evaluating it
         with open(pidfile) as f:
             for pid in f.read().split():
                 try:
