@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/file_io.h"
 #include "cli.h"
 #include "cli_progress.h"
 #include "learn/hyperparams.h"
@@ -72,9 +73,7 @@ static const char *non_questions_path(const char *option, const char *data, char
                                       size_t cap) {
     if (option != NULL)
         return strcmp(option, "none") == 0 ? NULL : option;
-    const char *slash = strrchr(data, '/');
-    snprintf(path, cap, "%.*snonquestions.csv", slash ? (int)(slash - data + 1) : 0, data);
-    if (access(path, R_OK) == 0)
+    if (access(cml_path_beside(data, "nonquestions.csv", path, cap), R_OK) == 0)
         return path;
     snprintf(path, cap, "%s", CML_DATADIR "/nonquestions.csv");
     return access(path, R_OK) == 0 ? path : NULL;

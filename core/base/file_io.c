@@ -113,3 +113,9 @@ done:
     cml_free(data);
     return err;
 }
+
+char *cml_path_beside(const char *path, const char *name, char *buf, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    snprintf(buf, cap, "%.*s%s", slash ? (int)(slash - path + 1) : 0, path, name);
+    return buf;
+}

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/cml_alloc.h"
+#include "base/file_io.h"
 #include "ops/service_log.h"
 #include "ops/prom.h"
 
@@ -115,9 +116,8 @@ cml_err training_job_spawn(service *svc, const char *task_id, const char *model_
     /* The question detector learns from the non-questions bundled beside the training data,
      * whatever CSV this job trains on (an uploaded one sits in the state directory). */
     char non_questions[4096];
-    const char *slash = strrchr(svc->cfg.training_data, '/');
-    snprintf(non_questions, sizeof non_questions, "%.*snonquestions.csv",
-             slash ? (int)(slash - svc->cfg.training_data + 1) : 0, svc->cfg.training_data);
+    cml_path_beside(svc->cfg.training_data, "nonquestions.csv", non_questions,
+                    sizeof non_questions);
     if (access(non_questions, R_OK) == 0) {
         argv[argc++] = "--non-questions";
         argv[argc++] = non_questions;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/file_io.h"
 #include "learn/dataset.h"
 #include "model/model_file.h"
 #include "learn/trainer.h"
@@ -51,9 +52,7 @@ int main(void) {
     }
     /* The question detector's negatives beside the data, as the CLI finds them. */
     char nq_path[4096];
-    const char *slash = strrchr(path, '/');
-    snprintf(nq_path, sizeof nq_path, "%.*snonquestions.csv", slash ? (int)(slash - path + 1) : 0,
-             path);
+    cml_path_beside(path, "nonquestions.csv", nq_path, sizeof nq_path);
     cml_dataset *non_questions = NULL;
     cml_csv_options nq_opts = {.min_labels = 1, .min_rows = 1};
     if (cml_csv_read_file(nq_path, &nq_opts, &non_questions, &d) != CML_OK)
