@@ -186,6 +186,10 @@ static cml_err linear_train(int solver, column_view view, const cml_train_set *t
         err = CML_ERR_NOMEM;
         goto done;
     }
+    if (mp != NULL && mp->calibrate_later && st->nr_w == 1) {
+        st->platt[0] = (cml_platt){.a = -1.0, .b = 0.0}; /* the plain sigmoid until calibrated */
+        goto final_fit;
+    }
     /* Out-of-fold decision values for the calibrator. */
     if ((err = cml_stratified_folds(ts->y, n, ts->n_labels, CALIBRATION_FOLDS, mp ? mp->seed : 42,
                                     fold_of)) != CML_OK)
@@ -239,6 +243,7 @@ static cml_err linear_train(int solver, column_view view, const cml_train_set *t
         truth[i] = ts->y[i];
     fit_calibration(st, dec, truth, n);
 
+final_fit:
     /* The final model on every row. */
     for (size_t i = 0; i < n; i++)
         rows[i] = i;
@@ -338,6 +343,12 @@ static cml_err linear_predict(const void *state, const cml_sparse *x, double *pr
     return CML_OK;
 }
 
+static void linear_set_calibration(void *state, cml_platt platt) {
+    linear_state *st = state;
+    if (st != NULL && st->nr_w == 1)
+        st->platt[0] = platt;
+}
+
 static cml_err linear_serialize(const void *state, cml_buf *b) {
     const linear_state *st = state;
     cml_buf_put_u32(b, (uint32_t)st->solver);
@@ -423,6 +434,7 @@ const cml_member_ops cml_member_logreg = {
     .deserialize = logreg_deserialize,
     .free_state = linear_free,
     .state_bytes = linear_bytes,
+    .set_calibration = linear_set_calibration,
 };
 
 const cml_member_ops cml_member_linear_svm = {
@@ -434,6 +446,7 @@ const cml_member_ops cml_member_linear_svm = {
     .deserialize = svm_deserialize,
     .free_state = linear_free,
     .state_bytes = linear_bytes,
+    .set_calibration = linear_set_calibration,
 };
 
 const cml_member_ops cml_member_logreg_words = {
@@ -445,6 +458,7 @@ const cml_member_ops cml_member_logreg_words = {
     .deserialize = logreg_deserialize,
     .free_state = linear_free,
     .state_bytes = linear_bytes,
+    .set_calibration = linear_set_calibration,
 };
 
 const cml_member_ops cml_member_logreg_chars = {
@@ -456,4 +470,5 @@ const cml_member_ops cml_member_logreg_chars = {
     .deserialize = logreg_deserialize,
     .free_state = linear_free,
     .state_bytes = linear_bytes,
+    .set_calibration = linear_set_calibration,
 };
