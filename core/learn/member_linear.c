@@ -301,6 +301,18 @@ static cml_err svm_train(const cml_train_set *ts, const cml_member_params *p, vo
 
 static cml_err linear_predict(const void *state, const cml_sparse *x, double *probs) {
     const linear_state *st = state;
+    if (st->nr_w == 1) {
+        /* Two labels: liblinear's predict_values is this one dot product, summed in the same
+           order, so the same doubles without building its node array. */
+        double d = 0;
+        for (int i = 0; i < x->n; i++)
+            if ((uint32_t)x->idx[i] < st->n_cols)
+                d += st->w[x->idx[i]] * (double)x->val[i];
+        d += st->w[st->n_cols];
+        probs[1] = cml_platt_apply(st->platt[0], st->labels[0] == 1 ? d : -d);
+        probs[0] = 1.0 - probs[1];
+        return CML_OK;
+    }
     struct feature_node stack_nodes[STACK_NODES];
     struct feature_node *nodes = stack_nodes;
     if ((size_t)x->n + 2 > STACK_NODES) {
@@ -328,11 +340,6 @@ static cml_err linear_predict(const void *state, const cml_sparse *x, double *pr
     if (nodes != stack_nodes)
         cml_free(nodes);
 
-    if (st->nr_w == 1) {
-        probs[1] = cml_platt_apply(st->platt[0], dec[0]);
-        probs[0] = 1.0 - probs[1];
-        return CML_OK;
-    }
     double sum = 0;
     for (uint32_t c = 0; c < st->n_labels; c++) {
         probs[c] = cml_platt_apply(st->platt[c], dec[c]);
