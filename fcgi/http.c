@@ -14,6 +14,7 @@
 
 #include "base/cml_alloc.h"
 #include "base/parse_number.h"
+#include "base/utf8.h"
 
 const char *http_reason(int status) {
     switch (status) {
@@ -78,6 +79,31 @@ static void url_decode(const char *src, size_t n, char *dst, size_t cap, bool pl
     dst[o] = '\0';
 }
 
+/*
+ * True when the whole URI percent-decodes to valid UTF-8 without a NUL: a decoded NUL would cut a
+ * path or parameter short, so such a URL is refused rather than served as another (issue 15).
+ */
+static bool uri_decodes_clean(const char *uri) {
+    size_t n = strlen(uri);
+    char *d = cml_malloc(n + 1);
+    if (d == NULL)
+        return false;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (uri[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)uri[i + 1])) >= 0 &&
+            (lo = hexval((unsigned char)uri[i + 2])) >= 0) {
+            d[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            d[o++] = uri[i];
+        }
+    }
+    bool ok = memchr(d, '\0', o) == NULL && cml_utf8_valid(d, o);
+    cml_free(d);
+    return ok;
+}
+
 static bool request_id_valid(const char *id) {
     size_t n = strlen(id);
     if (n == 0 || n > 64)
@@ -105,6 +131,7 @@ void http_req_init(http_req *r, FCGX_Request *fcgi) {
     size_t plen = q ? (size_t)(q - uri) : strlen(uri);
     r->query = q ? q + 1 : "";
     url_decode(uri, plen, r->path, sizeof r->path, false);
+    r->url_invalid = !uri_decodes_clean(uri);
     const char *rid = param(fcgi, "HTTP_X_REQUEST_ID");
     if (request_id_valid(rid)) {
         snprintf(r->request_id, sizeof r->request_id, "%s", rid);

@@ -105,6 +105,11 @@ static void dispatch(service *svc, const access_policy *access, http_req *r) {
     const char *param = NULL;
     int methods_for_path = 0;
     bool admin_path = false;
+    if (r->url_invalid) {
+        r->route = "invalid_url";
+        http_send_api_error(r, API_ERR_INVALID_URL);
+        return;
+    }
     for (size_t i = 0; i < N_ROUTES; i++) {
         const char *p;
         if (!path_matches(routes[i].path, r->path, &p))
