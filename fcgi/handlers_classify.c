@@ -309,6 +309,13 @@ handler_result handle_feedback(service *svc, http_req *r, const route_args *args
         fb.error_type = request_string_field(r, body, "error_type", &bad);
     if (!bad)
         fb.source = request_string_field(r, body, "source", &bad);
+    /* Not stored, but typed: a client sending a number here has a bug to hear about. */
+    if (!bad)
+        (void)request_string_field(r, body, "model_type", &bad);
+    if (!bad)
+        (void)request_string_field(r, body, "model_version", &bad);
+    if (!bad && fb.correct_class != NULL)
+        (void)request_string_field(r, body, "human_label", &bad);
     /* A scenario id is a small id of the web client's scenario list (documented 0..2^31-1). */
     if (!bad && (!request_number_field(r, body, "confidence", 0.0, 1.0, &fb.confidence) ||
                  !request_int_field(r, body, "scenario_id", 0, INT32_MAX, &fb.scenario_id,

@@ -46,6 +46,7 @@ static const route routes[] = {
     {GET, "/api/health", handle_health, 0, ACTIVE},
     {GET, "/api/ready", handle_ready, 0, ACTIVE},
     {GET, "/metrics", handle_metrics, 0, ACTIVE},
+    {GET, "/api/openapi.json", handle_openapi, 0, ACTIVE},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 

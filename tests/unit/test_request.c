@@ -204,6 +204,14 @@ START_TEST(test_wrong_typed_optional_fields) {
     expect_post("/api/classify", NULL,
                 "{\"text\": \"is it red\", \"scenario_id\": 3, \"debug\": true}", 503,
                 "model_unavailable", NULL);
+    /* Feedback's unstored fields are typed too. */
+    expect_post("/api/feedback", NULL, "{\"text\": \"is it red\", \"model_type\": 3}", 400,
+                "wrong_type", "Field 'model_type' must be a string.");
+    expect_post("/api/feedback", NULL, "{\"text\": \"is it red\", \"model_version\": {}}", 400,
+                "wrong_type", "Field 'model_version' must be a string.");
+    expect_post("/api/feedback", NULL,
+                "{\"text\": \"is it red\", \"correct_class\": \"OEQ\", \"human_label\": 1}", 400,
+                "wrong_type", "Field 'human_label' must be a string.");
     /* null is "not given". */
     expect_post("/api/feedback", NULL,
                 "{\"text\": \"is it red\", \"correct_class\": \"OEQ\", \"scenario_id\": null}", 400,
