@@ -61,8 +61,11 @@ static int hexval(int c) {
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Percent-decodes src[0..n) into dst (cap bytes); '+' becomes a space when plus is true. */
-static void url_decode(const char *src, size_t n, char *dst, size_t cap, bool plus) {
+/*
+ * Percent-decodes src[0..n) into dst (cap bytes, NUL-terminated); '+' becomes a space when plus
+ * is true. Returns the decoded length, which counts bytes past a decoded NUL.
+ */
+static size_t url_decode(const char *src, size_t n, char *dst, size_t cap, bool plus) {
     size_t o = 0;
     for (size_t i = 0; i < n && o + 1 < cap; i++) {
         int hi, lo;
@@ -77,6 +80,7 @@ static void url_decode(const char *src, size_t n, char *dst, size_t cap, bool pl
         }
     }
     dst[o] = '\0';
+    return o;
 }
 
 /*
@@ -88,17 +92,7 @@ static bool uri_decodes_clean(const char *uri) {
     char *d = cml_malloc(n + 1);
     if (d == NULL)
         return false;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (uri[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)uri[i + 1])) >= 0 &&
-            (lo = hexval((unsigned char)uri[i + 2])) >= 0) {
-            d[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            d[o++] = uri[i];
-        }
-    }
+    size_t o = url_decode(uri, n, d, n + 1, false);
     bool ok = memchr(d, '\0', o) == NULL && cml_utf8_valid(d, o);
     cml_free(d);
     return ok;

@@ -29,30 +29,28 @@ t0=$(cml_now)
     contract-key 65536 || cml_fail "answers of the server do not match docs/openapi.yaml"
 echo "contract test: $(cml_elapsed "$t0") s"
 # The document the service serves is the one built, and the page is served as static files.
-curl -fsS "$CML_BASE_URL/api/openapi.json" | cmp -s - "$doc" ||
-    cml_fail "GET /api/openapi.json is not the built document"
-page=$(curl -fsS "$CML_BASE_URL/api/docs/") || cml_fail "GET /api/docs/ failed"
-case "$page" in *swagger-ui-bundle.js*) ;; *) cml_fail "GET /api/docs/ is not the page" ;; esac
-ct=$(curl -fsS -o /dev/null -w '%{content_type}' "$CML_BASE_URL/api/docs/swagger-ui-bundle.js")
-case "$ct" in text/javascript*) ;; *) cml_fail "swagger-ui-bundle.js served as $ct" ;; esac
-loc=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "$CML_BASE_URL/api/docs")
-[ "$loc" = "301 $CML_BASE_URL/api/docs/" ] || cml_fail "GET /api/docs answered $loc"
-cml_stack_stop >/dev/null || true
-# The page and the document through Apache too (its static block in standalone.conf.in).
-if cml_require apache >/dev/null; then
-    cml_stack_start apache fork 1 "$(cml_new_state contract-apache)"
+check_page() { # front end name, for the messages
     curl -fsS "$CML_BASE_URL/api/openapi.json" | cmp -s - "$doc" ||
-        cml_fail "Apache: GET /api/openapi.json is not the built document"
-    page=$(curl -fsS "$CML_BASE_URL/api/docs/") || cml_fail "Apache: GET /api/docs/ failed"
-    case "$page" in *swagger-ui-bundle.js*) ;; *) cml_fail "Apache: GET /api/docs/ is not the page" ;; esac
+        cml_fail "$1: GET /api/openapi.json is not the built document"
+    page=$(curl -fsS "$CML_BASE_URL/api/docs/") || cml_fail "$1: GET /api/docs/ failed"
+    case "$page" in *swagger-ui-bundle.js*) ;; *) cml_fail "$1: GET /api/docs/ is not the page" ;; esac
+    ct=$(curl -fsS -o /dev/null -w '%{content_type}' "$CML_BASE_URL/api/docs/swagger-ui-bundle.js")
+    case "$ct" in text/javascript*) ;; *) cml_fail "$1: swagger-ui-bundle.js served as $ct" ;; esac
     ct=$(curl -fsS -o /dev/null -w '%{content_type}' "$CML_BASE_URL/api/docs/swagger-ui.css")
-    case "$ct" in text/css*) ;; *) cml_fail "Apache: swagger-ui.css served as $ct" ;; esac
+    case "$ct" in text/css*) ;; *) cml_fail "$1: swagger-ui.css served as $ct" ;; esac
     loc=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "$CML_BASE_URL/api/docs")
-    case "$loc" in 30[12]" $CML_BASE_URL/api/docs/") ;; *) cml_fail "Apache: GET /api/docs answered $loc" ;; esac
+    case "$loc" in 30[12]" $CML_BASE_URL/api/docs/") ;; *) cml_fail "$1: GET /api/docs answered $loc" ;; esac
     # Beside the page the workers still answer /api/ (a JSON 404, not a file of the tree).
     st=$(cml_http_status "$CML_BASE_URL/api/docsx")
-    [ "$st" = 404 ] || cml_fail "Apache: GET /api/docsx answered $st"
+    [ "$st" = 404 ] || cml_fail "$1: GET /api/docsx answered $st"
+    echo "$1: /api/docs/ and /api/openapi.json served"
+}
+check_page lighttpd
+cml_stack_stop >/dev/null || true
+# The same through Apache (its static block in standalone.conf.in).
+if cml_require apache >/dev/null; then
+    cml_stack_start apache fork 1 "$(cml_new_state contract-apache)"
+    check_page Apache
     cml_stack_stop >/dev/null || true
-    echo "Apache: /api/docs/ and /api/openapi.json served"
 fi
 echo "1 passed, 0 failed"
