@@ -44,6 +44,12 @@ typedef enum api_error {
     API_ERR_NOT_AN_INTEGER,      /* const char *: the field */
     API_ERR_NOT_AN_OBJECT_FIELD, /* const char *: the field */
     API_ERR_REQUIRED_FIELD,      /* const char *: the field */
+    API_ERR_NUL_IN_STRING,       /* const char *: the field */
+    API_ERR_NUL_IN_NAME,
+    API_ERR_NOT_FINITE,        /* const char *: the field */
+    API_ERR_INTEGER_TOO_LARGE, /* const char *: the field */
+    API_ERR_OUT_OF_RANGE,      /* const char *: the field; const char *, const char *: bounds */
+    API_ERR_INVALID_URL,
     API_ERR_INVALID_UTF8_TEXT,
     API_ERR_INVALID_TEXT, /* const char *: the field; long long: the limit */
     API_ERR_UNKNOWN_MODEL_TYPE,

@@ -39,6 +39,7 @@ handler_result handle_models(service *svc, http_req *r, const route_args *args);
 handler_result handle_health(service *svc, http_req *r, const route_args *args);
 handler_result handle_ready(service *svc, http_req *r, const route_args *args);
 handler_result handle_metrics(service *svc, http_req *r, const route_args *args);
+handler_result handle_openapi(service *svc, http_req *r, const route_args *args);
 /* Training and evaluation (handlers_training.c). */
 handler_result handle_retrain(service *svc, http_req *r, const route_args *args);
 handler_result handle_training_status(service *svc, http_req *r, const route_args *args);

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "model/prediction_json.h"
@@ -187,6 +188,15 @@ handler_result handle_classify_client(service *svc, http_req *r, const route_arg
         if ((body = request_json_body(r, true)) == NULL)
             return HANDLER_DONE;
         text = request_string_field(r, body, "text", &bad);
+        /* Not used for the answer, but typed as the contract says: a string scenario_id is a
+         * client's mistake to report, not to ignore. */
+        bool debug = false, has_scenario = false;
+        int64_t scenario = 0;
+        if (!bad &&
+            (!request_bool_field(r, body, "debug", &debug) ||
+             !request_bool_field(r, body, "debug_mode", &debug) ||
+             !request_int_field(r, body, "scenario_id", 0, INT32_MAX, &scenario, &has_scenario)))
+            bad = true;
     }
     if (bad || !request_text_ok(r, svc, text, "text")) {
         json_object_put(body);
@@ -284,7 +294,7 @@ static bool known_label(service *svc, const char *label) {
 handler_result handle_feedback(service *svc, http_req *r, const route_args *args) {
     (void)args;
     bool bad = false;
-    json_object *body = request_json_body(r, true), *v;
+    json_object *body = request_json_body(r, true);
     if (body == NULL)
         return HANDLER_DONE;
     cml_feedback fb = {.confidence = NAN};
@@ -299,25 +309,18 @@ handler_result handle_feedback(service *svc, http_req *r, const route_args *args
         fb.error_type = request_string_field(r, body, "error_type", &bad);
     if (!bad)
         fb.source = request_string_field(r, body, "source", &bad);
-    if (!bad && json_object_object_get_ex(body, "confidence", &v) &&
-        !json_object_is_type(v, json_type_null)) {
-        if (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))
-            fb.confidence = json_object_get_double(v);
-        else {
-            http_send_api_error(r, API_ERR_NOT_A_NUMBER, "confidence");
-            bad = true;
-        }
-    }
-    if (!bad && json_object_object_get_ex(body, "scenario_id", &v) &&
-        !json_object_is_type(v, json_type_null)) {
-        if (json_object_is_type(v, json_type_int)) {
-            fb.scenario_id = json_object_get_int64(v);
-            fb.has_scenario = true;
-        } else {
-            http_send_api_error(r, API_ERR_NOT_AN_INTEGER, "scenario_id");
-            bad = true;
-        }
-    }
+    /* Not stored, but typed: a client sending a number here has a bug to hear about. */
+    if (!bad)
+        (void)request_string_field(r, body, "model_type", &bad);
+    if (!bad)
+        (void)request_string_field(r, body, "model_version", &bad);
+    if (!bad && fb.correct_class != NULL)
+        (void)request_string_field(r, body, "human_label", &bad);
+    /* A scenario id is a small id of the web client's scenario list (documented 0..2^31-1). */
+    if (!bad && (!request_number_field(r, body, "confidence", 0.0, 1.0, &fb.confidence) ||
+                 !request_int_field(r, body, "scenario_id", 0, INT32_MAX, &fb.scenario_id,
+                                    &fb.has_scenario)))
+        bad = true;
     if (!bad && !request_text_ok(r, svc, fb.text, "text"))
         bad = true;
     if (!bad && fb.correct_class == NULL) {

@@ -2,9 +2,11 @@
 #include "config.h"
 
 #include "base/cml_alloc.h"
+#include "base/file_io.h"
 #include "handlers.h"
 #include "response.h"
 #include "ops/prom.h"
+#include "ops/service_log.h"
 
 static json_object *slot_json(service *svc, cml_model_type t, bool *loaded) {
     char ts[32];
@@ -116,5 +118,24 @@ handler_result handle_metrics(service *svc, http_req *r, const route_args *args)
     fclose(out);
     http_send_raw(r, HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf, len, NULL);
     free(buf);
+    return HANDLER_DONE;
+}
+
+/*
+ * GET /api/openapi.json: the OpenAPI document, converted from docs/openapi.yaml at build time
+ * and installed; read on each request (it is small), so an upgrade needs no restart.
+ */
+handler_result handle_openapi(service *svc, http_req *r, const route_args *args) {
+    (void)args;
+    uint8_t *doc = NULL;
+    size_t len = 0;
+    cml_diag d = {{0}};
+    if (cml_read_file(svc->cfg.openapi_document, 16u << 20, &doc, &len, &d) != CML_OK) {
+        cml_log(CML_LOG_ERROR, "openapi_unreadable", "reason", d.msg, NULL);
+        http_send_api_error(r, API_ERR_INTERNAL);
+        return HANDLER_DONE;
+    }
+    http_send_raw(r, HTTP_OK, "application/json", (const char *)doc, len, NULL);
+    cml_free(doc);
     return HANDLER_DONE;
 }

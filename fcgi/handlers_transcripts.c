@@ -68,6 +68,11 @@ static bool json_options(http_req *r, options *o) {
         json_object_put(root);
         return true; /* the parser names what is wrong */
     }
+    /* No NUL-cut text or speaker, no NaN or Infinity time, as for every JSON body. */
+    if (!request_json_values_ok(r, root, r->body, r->body_len)) {
+        json_object_put(root);
+        return false;
+    }
     if (json_object_object_get_ex(root, "model_type", &v)) {
         if (!json_object_is_type(v, json_type_string) ||
             cml_model_type_parse(json_object_get_string(v), &o->type) != CML_OK) {

@@ -14,6 +14,7 @@
 
 #include "base/cml_alloc.h"
 #include "base/parse_number.h"
+#include "base/utf8.h"
 
 const char *http_reason(int status) {
     switch (status) {
@@ -60,8 +61,11 @@ static int hexval(int c) {
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Percent-decodes src[0..n) into dst (cap bytes); '+' becomes a space when plus is true. */
-static void url_decode(const char *src, size_t n, char *dst, size_t cap, bool plus) {
+/*
+ * Percent-decodes src[0..n) into dst (cap bytes, NUL-terminated); '+' becomes a space when plus
+ * is true. Returns the decoded length, which counts bytes past a decoded NUL.
+ */
+static size_t url_decode(const char *src, size_t n, char *dst, size_t cap, bool plus) {
     size_t o = 0;
     for (size_t i = 0; i < n && o + 1 < cap; i++) {
         int hi, lo;
@@ -76,6 +80,22 @@ static void url_decode(const char *src, size_t n, char *dst, size_t cap, bool pl
         }
     }
     dst[o] = '\0';
+    return o;
+}
+
+/*
+ * True when the whole URI percent-decodes to valid UTF-8 without a NUL: a decoded NUL would cut a
+ * path or parameter short, so such a URL is refused rather than served as another (issue 15).
+ */
+static bool uri_decodes_clean(const char *uri) {
+    size_t n = strlen(uri);
+    char *d = cml_malloc(n + 1);
+    if (d == NULL)
+        return false;
+    size_t o = url_decode(uri, n, d, n + 1, false);
+    bool ok = memchr(d, '\0', o) == NULL && cml_utf8_valid(d, o);
+    cml_free(d);
+    return ok;
 }
 
 static bool request_id_valid(const char *id) {
@@ -105,6 +125,7 @@ void http_req_init(http_req *r, FCGX_Request *fcgi) {
     size_t plen = q ? (size_t)(q - uri) : strlen(uri);
     r->query = q ? q + 1 : "";
     url_decode(uri, plen, r->path, sizeof r->path, false);
+    r->url_invalid = !uri_decodes_clean(uri);
     const char *rid = param(fcgi, "HTTP_X_REQUEST_ID");
     if (request_id_valid(rid)) {
         snprintf(r->request_id, sizeof r->request_id, "%s", rid);

@@ -27,6 +27,7 @@ typedef struct http_req {
     char *body;        /* owned, NUL-terminated; NULL when none */
     size_t body_len;
     bool body_too_large; /* http_read_body met more than the limit */
+    bool url_invalid;    /* the path or query decodes to a NUL or to invalid UTF-8 */
     /* What the answer said, for the log line and the metrics. */
     int status;
     bool answered;

@@ -46,6 +46,7 @@ static const route routes[] = {
     {GET, "/api/health", handle_health, 0, ACTIVE},
     {GET, "/api/ready", handle_ready, 0, ACTIVE},
     {GET, "/metrics", handle_metrics, 0, ACTIVE},
+    {GET, "/api/openapi.json", handle_openapi, 0, ACTIVE},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -105,6 +106,11 @@ static void dispatch(service *svc, const access_policy *access, http_req *r) {
     const char *param = NULL;
     int methods_for_path = 0;
     bool admin_path = false;
+    if (r->url_invalid) {
+        r->route = "invalid_url";
+        http_send_api_error(r, API_ERR_INVALID_URL);
+        return;
+    }
     for (size_t i = 0; i < N_ROUTES; i++) {
         const char *p;
         if (!path_matches(routes[i].path, r->path, &p))

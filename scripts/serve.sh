@@ -31,11 +31,13 @@ export MODEL_CACHE_DIR="${MODEL_CACHE_DIR:-$run/models}"
 export STATE_DIR="${STATE_DIR:-$run}"
 export TRAINING_DATA="${TRAINING_DATA:-$src/data/questions.csv}"
 export CML_TRAINER="${CML_TRAINER:-$build/cultivate-ml}"
+export OPENAPI_DOCUMENT="${OPENAPI_DOCUMENT:-$build/apidocs/openapi.json}"
 
 lighttpd=$(command -v lighttpd || echo /usr/sbin/lighttpd)
 sock="$run/fcgi.sock"
 sed -e "s|@PORT@|$port|g" -e "s|@SOCKET@|$sock|g" -e "s|@DIR@|$run|g" \
     -e "s|@ERRORS@|$src/etc/errors|g" \
+    -e "s|@APIDOCS@|$build/apidocs|g" \
     "$src/etc/lighttpd/standalone.conf.in" > "$run/lighttpd.conf"
 rm -f "$sock"
 

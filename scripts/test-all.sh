@@ -1,6 +1,6 @@
 #!/bin/sh
 # The whole test suite, as CI runs it, from a clean checkout on Debian 12 (as root):
-#   1. installs what the build and the tests need (Debian packages, npm test tools);
+#   1. installs what the build and the tests need (Debian packages, npm test tools, Swagger UI);
 #   2. builds with every learner and runs `make check` (unit tests, corpus bars, style,
 #      integration tests against lighttpd, Apache, spawn-fcgi and Azurite);
 #   2b. fuzzes every parser harness with libFuzzer (clang, ASan+UBSan) for FUZZ_SECONDS each
@@ -21,6 +21,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Azurite and the Azure SDK for the blob storage tests, exactly as the lock file pins them;
 # from here on a missing Azurite fails those tests instead of skipping them.
 (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
+# Swagger UI (vendored into the data directory by the build, for /api/docs/) and the OpenAPI
+# validator of make check, as docs/api/package-lock.json pins them.
+(cd docs/api && npm ci --no-audit --no-fund --loglevel=error)
 export CML_REQUIRE_AZURITE=1
 [ -x configure ] || ./autogen.sh
 

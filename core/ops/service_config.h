@@ -35,6 +35,7 @@ typedef struct cml_config {
     int log_format; /* cml_log_format */
     char *cors_allowed_origins;
     char *training_data;
+    char *openapi_document;
     char *trainer_path;
     int64_t training_timeout;
     int64_t training_memory_mb;

@@ -25,6 +25,8 @@ for f in "$bindir/cultivate-ml" "$sbindir/cultivate-ml-fcgi" "$datadir/questions
     "$mandir/man8/cultivate-ml-fcgi.8" "$mandir/man5/cultivate-ml.conf.5" \
     "$datadir/etc/lighttpd/cultivate-ml.conf" "$datadir/etc/apache2/cultivate-ml.conf" \
     "$datadir/etc/errors/411.html" "$datadir/etc/errors/502.html" \
+    "$datadir/apidocs/openapi.json" "$datadir/apidocs/index.html" "$datadir/apidocs/init.js" \
+    "$datadir/apidocs/swagger-ui-bundle.js" "$datadir/apidocs/swagger-ui.css" \
     "$root$prefix/lib/systemd/system/cultivate-ml.service"; do
     [ -e "$f" ] || fail "not installed: ${f#$root}"
 done
@@ -37,9 +39,10 @@ grep -q "$sysconfdir/cultivate-ml.conf" "$mandir/man8/cultivate-ml-fcgi.8" || fa
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sed -e "s|@PORT@|$port|g" -e "s|@SOCKET@|$work/sock|g" -e "s|@DIR@|$work|g" -e "s|@ERRORS@|$datadir/etc/errors|g" \
+    -e "s|@APIDOCS@|$datadir/apidocs|g" \
     "$datadir/etc/lighttpd/standalone.conf.in" >"$work/lighttpd.conf"
 STATE_DIR="$work/state" MODEL_CACHE_DIR="$work/models" TRAINING_DATA="$datadir/questions.csv" \
-    CML_TRAINER="$bindir/cultivate-ml" MODEL_TYPE=classic \
+    CML_TRAINER="$bindir/cultivate-ml" MODEL_TYPE=classic OPENAPI_DOCUMENT="$datadir/apidocs/openapi.json" \
     spawn-fcgi -n -s "$work/sock" -- "$sbindir/cultivate-ml-fcgi" -c "$root$sysconfdir/cultivate-ml.conf" \
     --workers 1 >"$work/fcgi.log" 2>&1 &
 pids="$pids $!"
@@ -55,5 +58,9 @@ done
 out=$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/models/classify" -H 'Content-Type: application/json' \
     -d '{"text": "Why do you think the ice melted?"}') || fail "classify failed"
 echo "$out" | grep -q '"classification":"OEQ"' || fail "classify answered $out"
+# The installed OpenAPI document (the service) and its page (lighttpd, static files).
+curl -fsS "http://127.0.0.1:$port/api/openapi.json" | cmp -s - "$datadir/apidocs/openapi.json" ||
+    fail "GET /api/openapi.json is not the installed document"
+curl -fsS "http://127.0.0.1:$port/api/docs/" | grep -q 'swagger-ui-bundle.js' || fail "GET /api/docs/ is not the page"
 echo "install test: installed under $prefix in a DESTDIR, ready after $((i / 10)) s, classify answered"
 echo "1 passed, 0 failed"

@@ -271,6 +271,7 @@ cml_stack_start() {
         "CORS_ALLOWED_ORIGINS=$CML_TEST_ORIGIN" "MAX_BODY_BYTES=$CML_TEST_MAX_BODY"
         "USE_AZURE_STORAGE=false" "LOG_LEVEL=info" "LOG_FORMAT=logfmt" "FCGI_THREADS=2"
         "API_KEY_FILE=" "MAX_TEXT_CHARS=10000" "MAX_BATCH_SIZE=1000" "MODEL_RETAIN_VERSIONS=10"
+        "OPENAPI_DOCUMENT=$CML_TOP_BUILDDIR/apidocs/openapi.json"
         "$@")
     t0=$(cml_now)
     case "$mode" in
@@ -298,6 +299,7 @@ cml_stack_start() {
             conf="$CML_RUN_DIR/lighttpd.conf"
             sed -e "s|@PORT@|$CML_PORT|g" -e "s|@SOCKET@|$sock|g" -e "s|@DIR@|$CML_RUN_DIR|g" \
                 -e "s|@ERRORS@|$CML_TOP_SRCDIR/etc/errors|g" \
+                -e "s|@APIDOCS@|$CML_TOP_BUILDDIR/apidocs|g" \
                 "$CML_TOP_SRCDIR/etc/lighttpd/standalone.conf.in" >"$conf"
             env "CML_STACK_TAG=$CML_STACK_TAG" "$(command -v lighttpd || echo /usr/sbin/lighttpd)" \
                 -D -f "$conf" >>"$CML_RUN_DIR/front.out" 2>&1 &
@@ -306,6 +308,7 @@ cml_stack_start() {
             conf="$CML_RUN_DIR/apache.conf"
             sed -e "s|@PORT@|$CML_PORT|g" -e "s|@SOCKET@|$sock|g" -e "s|@DIR@|$CML_RUN_DIR|g" \
                 -e "s|@ERRORS@|$CML_TOP_SRCDIR/etc/errors|g" \
+                -e "s|@APIDOCS@|$CML_TOP_BUILDDIR/apidocs|g" \
                 "$CML_TOP_SRCDIR/etc/apache2/standalone.conf.in" >"$conf"
             env "CML_STACK_TAG=$CML_STACK_TAG" "$CML_APACHE_BIN" -f "$conf" -DFOREGROUND \
                 >>"$CML_RUN_DIR/front.out" 2>&1 &

@@ -1150,6 +1150,46 @@ START_TEST(test_invalid_utf8) {
 }
 END_TEST
 
+/* Issue 15: non-standard numbers and NULs never stored or cut, through the real front end. */
+START_TEST(test_strict_values) {
+    struct {
+        const char *route, *body, *code;
+    } cases[] = {
+        {"/api/feedback", "{\"text\":\"Is it red?\",\"correct_class\":\"CEQ\",\"confidence\":NaN}",
+         "invalid_number"},
+        {"/api/feedback",
+         "{\"text\":\"Is it red?\",\"correct_class\":\"CEQ\",\"confidence\":Infinity}",
+         "invalid_number"},
+        {"/api/feedback",
+         "{\"text\":\"Is it red?\",\"correct_class\":\"CEQ\",\"confidence\":1e999}",
+         "invalid_number"},
+        {"/api/feedback", "{\"text\":\"Is it red?\",\"correct_class\":\"CEQ\",\"confidence\":1.5}",
+         "out_of_range"},
+        {"/api/feedback",
+         "{\"text\":\"Is it red?\",\"correct_class\":\"CEQ\",\"scenario_id\":1e23}", "wrong_type"},
+        {"/api/feedback",
+         "{\"text\":\"Is it red?\",\"correct_class\":\"CEQ\",\"scenario_id\":99999999999999999999}",
+         "out_of_range"},
+        {"/api/classify", "{\"text\":\"Is it red?\",\"scenario_id\":\"x\"}", "wrong_type"},
+        {"/api/v1/models/classify", "{\"text\":\"Is it red?\",\"model_type\":\"classic\\u0000x\"}",
+         "invalid_string"},
+        {"/api/v1/models/classify", "{\"text\":\"Is it\\u0000 red?\"}", "invalid_string"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        resp *r = post_json(cases[i].route, cases[i].body);
+        expect_error(r, 400, cases[i].code);
+        resp_free(r);
+    }
+    /* Invalid UTF-8 in the query: Apache hands it to the service (invalid_url, with an id),
+     * lighttpd refuses it itself (its JSON error page, which cannot carry an id). */
+    resp *r = request("POST", "/api/classify?text=caf%ff", NULL, NULL, 0, NULL);
+    expect_json(r, 400);
+    const char *e = jstr(r->json, "error");
+    ck_assert_msg(!strcmp(e, "invalid_url") || !strcmp(e, "bad_request"), "error %s", e);
+    resp_free(r);
+}
+END_TEST
+
 START_TEST(test_empty_text) {
     const char *bodies[] = {"{\"text\":\"\"}", "{\"text\":\"   \\n\\t \"}", "{}",
                             "{\"text\":null}"};
@@ -1661,6 +1701,7 @@ static Suite *routes_suite(void) {
     tcase_add_test(tc, test_malformed_json);
     tcase_add_test(tc, test_wrong_types);
     tcase_add_test(tc, test_invalid_utf8);
+    tcase_add_test(tc, test_strict_values);
     tcase_add_test(tc, test_empty_text);
     tcase_add_test(tc, test_text_length_limit);
     tcase_add_test(tc, test_body_over_limit);

@@ -136,6 +136,126 @@ START_TEST(test_boolean_and_object_fields) {
 }
 END_TEST
 
+/* json-c takes NaN, Infinity and 1e999 and clamps huge integers; none reaches a handler. */
+START_TEST(test_non_standard_numbers) {
+    const char *fmt = "{\"text\": \"is it red\", \"correct_class\": \"OEQ\", \"%s\": %s}";
+    char body[256];
+    static const char *nonfinite[] = {"NaN", "Infinity", "-Infinity", "1e999", "-1e999"};
+    for (size_t i = 0; i < sizeof nonfinite / sizeof nonfinite[0]; i++) {
+        snprintf(body, sizeof body, fmt, "confidence", nonfinite[i]);
+        expect_post("/api/feedback", NULL, body, 400, "invalid_number",
+                    "Field 'confidence' must be a finite number (not NaN, Infinity or beyond the "
+                    "double range).");
+    }
+    snprintf(body, sizeof body, fmt, "scenario_id", "99999999999999999999");
+    expect_post("/api/feedback", NULL, body, 400, "out_of_range",
+                "Field 'scenario_id' is out of range: integers are at most 2^53-1 in magnitude.");
+    snprintf(body, sizeof body, fmt, "scenario_id", "-99999999999999999999");
+    expect_post("/api/feedback", NULL, body, 400, "out_of_range", NULL);
+    snprintf(body, sizeof body, fmt, "scenario_id", "1e23");
+    expect_post("/api/feedback", NULL, body, 400, "wrong_type",
+                "Field 'scenario_id' must be an integer.");
+    snprintf(body, sizeof body, fmt, "scenario_id", "2147483648");
+    expect_post("/api/feedback", NULL, body, 400, "out_of_range",
+                "Field 'scenario_id' must be from 0 to 2147483647.");
+    snprintf(body, sizeof body, fmt, "scenario_id", "-1");
+    expect_post("/api/feedback", NULL, body, 400, "out_of_range", NULL);
+    snprintf(body, sizeof body, fmt, "confidence", "1.5");
+    expect_post("/api/feedback", NULL, body, 400, "out_of_range",
+                "Field 'confidence' must be from 0 to 1.");
+    snprintf(body, sizeof body, fmt, "confidence", "-0.01");
+    expect_post("/api/feedback", NULL, body, 400, "out_of_range", NULL);
+    /* In range (and 7.0, an integer to JSON Schema): on to the label check (no model here). */
+    snprintf(body, sizeof body, fmt, "scenario_id", "7.0");
+    expect_post("/api/feedback", NULL, body, 400, "unknown_label", NULL);
+    snprintf(body, sizeof body, fmt, "confidence", "1");
+    expect_post("/api/feedback", NULL, body, 400, "unknown_label", NULL);
+    /* Any field, however deep, and not only the feedback route's. */
+    expect_post(CLASSIFY, NULL, "{\"text\": \"hi\", \"extra\": {\"x\": [1, NaN]}}", 400,
+                "invalid_number", NULL);
+    char buf[256];
+    fake_request f;
+    fake_request_init(&f, "POST", "/api/v1/models/retrain",
+                      "{\"model_type\": \"classic\", \"hyperparameters\": {\"C\": Infinity}}");
+    ck_assert_int_eq(harness_serve(&f), 400);
+    ck_assert_str_eq(harness_detail(&f, buf, sizeof buf),
+                     "Field 'hyperparameters.C' must be a finite number (not NaN, Infinity or "
+                     "beyond the double range).");
+    fake_request_free(&f);
+}
+END_TEST
+
+START_TEST(test_wrong_typed_optional_fields) {
+    expect_post("/api/feedback", NULL, "{\"text\": \"is it red\", \"scenario_id\": \"x\"}", 400,
+                "wrong_type", "Field 'scenario_id' must be an integer.");
+    expect_post("/api/feedback", NULL, "{\"text\": \"is it red\", \"scenario_id\": true}", 400,
+                "wrong_type", NULL);
+    expect_post("/api/feedback", NULL, "{\"text\": \"is it red\", \"confidence\": [0.5]}", 400,
+                "wrong_type", "Field 'confidence' must be a number.");
+    /* The web client's classify routes type their optional fields too. */
+    expect_post("/api/classify", NULL, "{\"text\": \"is it red\", \"scenario_id\": \"x\"}", 400,
+                "wrong_type", "Field 'scenario_id' must be an integer.");
+    expect_post("/api/v2/classify/ensemble", NULL, "{\"text\": \"is it red\", \"debug\": \"yes\"}",
+                400, "wrong_type", "Field 'debug' must be true or false.");
+    expect_post("/api/v1/classify", NULL, "{\"text\": \"is it red\", \"debug_mode\": 1}", 400,
+                "wrong_type", NULL);
+    expect_post("/classify_response", NULL, "{\"text\": \"is it red\", \"scenario_id\": 1e23}", 400,
+                "wrong_type", NULL);
+    expect_post("/api/classify", NULL,
+                "{\"text\": \"is it red\", \"scenario_id\": 3, \"debug\": true}", 503,
+                "model_unavailable", NULL);
+    /* Feedback's unstored fields are typed too. */
+    expect_post("/api/feedback", NULL, "{\"text\": \"is it red\", \"model_type\": 3}", 400,
+                "wrong_type", "Field 'model_type' must be a string.");
+    expect_post("/api/feedback", NULL, "{\"text\": \"is it red\", \"model_version\": {}}", 400,
+                "wrong_type", "Field 'model_version' must be a string.");
+    expect_post("/api/feedback", NULL,
+                "{\"text\": \"is it red\", \"correct_class\": \"OEQ\", \"human_label\": 1}", 400,
+                "wrong_type", "Field 'human_label' must be a string.");
+    /* null is "not given". */
+    expect_post("/api/feedback", NULL,
+                "{\"text\": \"is it red\", \"correct_class\": \"OEQ\", \"scenario_id\": null}", 400,
+                "unknown_label", NULL);
+}
+END_TEST
+
+/* "\u0000" never cuts a string: "classic\u0000x" is not taken as classic. */
+START_TEST(test_embedded_nul) {
+    expect_post(CLASSIFY, NULL, "{\"text\": \"is it\\u0000 red\"}", 400, "invalid_string",
+                "Field 'text' holds a NUL character (\\u0000).");
+    expect_post(CLASSIFY, NULL, "{\"text\": \"is it red\", \"model_type\": \"classic\\u0000x\"}",
+                400, "invalid_string", "Field 'model_type' holds a NUL character (\\u0000).");
+    expect_post("/api/v1/classify/batch", NULL, "{\"questions\": [\"a\", \"b\\u0000\"]}", 400,
+                "invalid_string", "Field 'questions[1]' holds a NUL character (\\u0000).");
+    expect_post("/api/feedback", NULL, "{\"text\": \"x\", \"source\": \"\\u0000\"}", 400,
+                "invalid_string", NULL);
+    /* A member name: json-c would keep "text" of "text\u0000x". */
+    expect_post(CLASSIFY, NULL, "{\"text\\u0000x\": \"is it red\"}", 400, "invalid_string",
+                "A member name of the body holds a NUL character (\\u0000).");
+    /* An escaped backslash before u0000 is text, not a NUL. */
+    expect_post(CLASSIFY, NULL, "{\"text\": \"a\\\\u0000b\"}", 503, "model_unavailable", NULL);
+    /* A transcript's JSON segments too. */
+    expect_post("/api/v1/transcripts/analyze", NULL,
+                "{\"segments\": [{\"start\": 0, \"end\": 1, \"text\": \"is it\\u0000 red?\"}]}",
+                400, "invalid_string", "Field 'segments[0].text' holds a NUL character (\\u0000).");
+    expect_post("/api/v1/transcripts/analyze", NULL,
+                "{\"segments\": [{\"start\": NaN, \"end\": 1, \"text\": \"is it red?\"}]}", 400,
+                "invalid_number", NULL);
+}
+END_TEST
+
+/* %00 or invalid UTF-8 in the path or query: a JSON 400, never a shortened parameter. */
+START_TEST(test_invalid_url) {
+    harness_expect("POST", "/api/classify?text=is%00it", NULL, 400, "invalid_url");
+    harness_expect("POST", "/api/classify?text=%ff%fe", NULL, 400, "invalid_url");
+    harness_expect("GET", "/api/health%00x", NULL, 400, "invalid_url");
+    harness_expect("GET", "/api/v1/models/performance/history?model_type=classic%00", NULL, 400,
+                   "invalid_url");
+    /* Encoded UTF-8 is fine. */
+    harness_expect("POST", "/api/classify?text=caf%C3%A9%3F", NULL, 503, "model_unavailable");
+}
+END_TEST
+
 START_TEST(test_history_limit) {
     harness_expect("GET", "/api/v1/models/performance/history?limit=0", NULL, 400, "invalid_limit");
     harness_expect("GET", "/api/v1/models/performance/history?limit=5x", NULL, 400,
@@ -161,6 +281,10 @@ int main(void) {
     tcase_add_test(tc, test_feedback_fields);
     tcase_add_test(tc, test_boolean_and_object_fields);
     tcase_add_test(tc, test_history_limit);
+    tcase_add_test(tc, test_non_standard_numbers);
+    tcase_add_test(tc, test_wrong_typed_optional_fields);
+    tcase_add_test(tc, test_embedded_nul);
+    tcase_add_test(tc, test_invalid_url);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
