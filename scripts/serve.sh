@@ -35,7 +35,7 @@ export CML_TRAINER="${CML_TRAINER:-$build/cultivate-ml}"
 lighttpd=$(command -v lighttpd || echo /usr/sbin/lighttpd)
 sock="$run/fcgi.sock"
 sed -e "s|@PORT@|$port|g" -e "s|@SOCKET@|$sock|g" -e "s|@DIR@|$run|g" \
-    -e "s|@ERRORS@|$src/etc/errors|g" \
+    -e "s|@ERRORS@|$src/etc/errors|g" -e "s|@DASHBOARD@|$src/dashboard|g" \
     "$src/etc/lighttpd/standalone.conf.in" > "$run/lighttpd.conf"
 rm -f "$sock"
 

@@ -37,6 +37,7 @@ grep -q "$sysconfdir/cultivate-ml.conf" "$mandir/man8/cultivate-ml-fcgi.8" || fa
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sed -e "s|@PORT@|$port|g" -e "s|@SOCKET@|$work/sock|g" -e "s|@DIR@|$work|g" -e "s|@ERRORS@|$datadir/etc/errors|g" \
+    -e "s|@DASHBOARD@|$datadir/dashboard|g" \
     "$datadir/etc/lighttpd/standalone.conf.in" >"$work/lighttpd.conf"
 STATE_DIR="$work/state" MODEL_CACHE_DIR="$work/models" TRAINING_DATA="$datadir/questions.csv" \
     CML_TRAINER="$bindir/cultivate-ml" MODEL_TYPE=classic \
