@@ -79,24 +79,28 @@ function renderTable(c) {
 
 function chart(id, config) {
   if (charts[id]) charts[id].destroy();
+  $(id).parentElement.hidden = false;
   charts[id] = new window.Chart($(id), config);
 }
 
+// No chart: the message takes its place.
 function noChart(id, note, message) {
   if (charts[id]) {
     charts[id].destroy();
     delete charts[id];
   }
+  $(id).parentElement.hidden = true;
   $(note).textContent = message;
 }
 
-function lineConfig(labels, datasets, yTitle, yMax) {
+// Both charts plot shares (F1, accuracy): never above 1.
+function lineConfig(labels, datasets, yTitle) {
   return {
     type: "line",
     data: { labels, datasets },
     options: {
       responsive: true, maintainAspectRatio: false, animation: false, spanGaps: true,
-      scales: { y: { title: { display: true, text: yTitle }, suggestedMax: yMax },
+      scales: { y: { title: { display: true, text: yTitle }, max: 1 },
                 x: { ticks: { maxRotation: 60, autoSkip: true } } },
       plugins: { legend: { position: "bottom" } },
     },
@@ -107,7 +111,11 @@ function renderHistory(hist) {
   if (!window.Chart) return noChart("chart-history", "chart-history-note", "Chart.js is not installed (libjs-chart.js).");
   if (!Array.isArray(hist) || hist.length === 0)
     return noChart("chart-history", "chart-history-note", "No training recorded yet.");
-  const labels = hist.map((h) => h.version);
+  // Versions are UTC times (20261203T164507.041Z): "12-03 16:45:07" keeps the axis readable.
+  const labels = hist.map((h) => {
+    const m = /^\d{4}(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)/.exec(h.version || "");
+    return m ? m[1] + "-" + m[2] + " " + m[3] + ":" + m[4] + ":" + m[5] : h.version;
+  });
   const datasets = TYPES.map((t) => ({
     label: t, borderColor: COLORS[t], backgroundColor: COLORS[t],
     data: hist.map((h) => (h.model_type === t && h.metrics ? h.metrics.f1_macro : null)),
@@ -137,7 +145,7 @@ function renderLive(rows) {
   if (datasets.length === 0)
     return noChart("chart-live", "chart-live-note", "No feedback on any day yet.");
   $("chart-live-note").textContent = days.length + " days with live figures.";
-  chart("chart-live", lineConfig(days, datasets, "accuracy on feedback", 1));
+  chart("chart-live", lineConfig(days, datasets, "accuracy on feedback"));
 }
 
 function renderMetrics(text) {

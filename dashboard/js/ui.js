@@ -51,9 +51,15 @@ export function fillTable(table, head, rows, opts = {}) {
   };
   table.append(el("thead", {}, el("tr", {}, head.map((h) => cell("th", h)))));
   const body = el("tbody");
+  // Each cell names its column (data-label): a table.stack shows rows as cards on a phone.
+  const names = head.map((h) => (h && typeof h === "object" && "v" in h ? h.v : h));
   rows.forEach((r, i) => {
     const tr = el("tr", { class: opts.rowClass ? opts.rowClass(i) : undefined },
-                  r.map((c) => cell("td", c)));
+                  r.map((c, j) => {
+                    const td = cell("td", c);
+                    if (names[j]) td.dataset.label = names[j];
+                    return td;
+                  }));
     body.append(tr);
   });
   if (rows.length === 0 && opts.empty)

@@ -25,7 +25,8 @@ for f in "$bindir/cultivate-ml" "$sbindir/cultivate-ml-fcgi" "$datadir/questions
     "$mandir/man8/cultivate-ml-fcgi.8" "$mandir/man5/cultivate-ml.conf.5" \
     "$datadir/etc/lighttpd/cultivate-ml.conf" "$datadir/etc/apache2/cultivate-ml.conf" \
     "$datadir/etc/errors/411.html" "$datadir/etc/errors/502.html" \
-    "$root$prefix/lib/systemd/system/cultivate-ml.service"; do
+    "$root$prefix/lib/systemd/system/cultivate-ml.service" "$datadir/dashboard/index.html" \
+    "$datadir/dashboard/js/main.js"; do
     [ -e "$f" ] || fail "not installed: ${f#$root}"
 done
 grep -q -- "-- $prefix/sbin/cultivate-ml-fcgi" "$root$prefix/lib/systemd/system/cultivate-ml.service" ||
@@ -56,5 +57,8 @@ done
 out=$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/models/classify" -H 'Content-Type: application/json' \
     -d '{"text": "Why do you think the ice melted?"}') || fail "classify failed"
 echo "$out" | grep -q '"classification":"OEQ"' || fail "classify answered $out"
-echo "install test: installed under $prefix in a DESTDIR, ready after $((i / 10)) s, classify answered"
+# The dashboard from the installed files, beside the API.
+ct=$(curl -fsS -o /dev/null -w '%{content_type}' "http://127.0.0.1:$port/dashboard/") || fail "no /dashboard/"
+case "$ct" in text/html*) ;; *) fail "/dashboard/ is $ct" ;; esac
+echo "install test: installed under $prefix in a DESTDIR, ready after $((i / 10)) s, classify answered, dashboard served"
 echo "1 passed, 0 failed"

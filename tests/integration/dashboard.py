@@ -12,6 +12,7 @@ sent with "right" changes the live counts of the Comparison panel (pending, not 
 the comparison answer has no `live` key); nothing is wider than a 390 px phone screen.
 Screenshots of every panel at 1280x800 and 390x844 go to ARTIFACT_DIR. Exit 0 when all passed.
 """
+import base64
 import json
 import os
 import sys
@@ -79,10 +80,15 @@ def set_size(w, h):
                         {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": w < 600})
 
 
+loads = [0]
+
+
 def open_panel(name, reload=True):
-    """Shows a panel and waits until its data is in (body[data-loaded])."""
+    """Shows a panel and waits until its data is in (body[data-loaded]); with reload, in a page
+    loaded afresh (a new query string: a change of #hash alone would not load it again)."""
     if reload:
-        drv.get(BASE + "/dashboard/#" + name)
+        loads[0] += 1
+        drv.get(BASE + "/dashboard/?load=%d#%s" % (loads[0], name))
     else:
         drv.execute_script("location.hash = arguments[0]", name)
     wait.until(lambda d: d.execute_script("return document.body.dataset.loaded") == name)
@@ -92,10 +98,14 @@ def text(id_):
     return drv.find_element(By.ID, id_).text
 
 
-def screenshot(name):
+def screenshot(name, full=False):
+    """The viewport (or with full, the whole page) as ART/name.png."""
     os.makedirs(ART, exist_ok=True)
-    shot = drv.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False})
-    import base64
+    args = {"format": "png", "captureBeyondViewport": full}
+    if full:
+        size = drv.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        args["clip"] = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+    shot = drv.execute_cdp_cmd("Page.captureScreenshot", args)
     path = os.path.join(ART, name + ".png")
     with open(path, "wb") as f:
         f.write(base64.b64decode(shot["data"]))
@@ -245,6 +255,7 @@ try:
         for name in ("classify", "models", "comparison"):
             open_panel(name)
             if name == "classify":
+                drv.find_element(By.ID, "cls-text").clear()
                 drv.find_element(By.ID, "cls-text").send_keys("Can you tell me how you made it? Is it tall?")
                 drv.find_element(By.ID, "cls-submit").click()
                 wait.until(lambda d: text("cls-label") != "")
@@ -253,6 +264,7 @@ try:
             over = drv.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
             check(over <= 0, "%s at %dx%d: nothing wider than the screen (%d px over)" % (name, w, h, over))
             log("screenshot " + screenshot("%s-%dx%d" % (name, w, h)))
+            screenshot("%s-%dx%d-full" % (name, w, h), full=True)
 except TimeoutException as e:
     failures.append("timed out waiting: %s" % (e.msg or e))
     log("FAIL: timed out; status areas: " + " | ".join(
