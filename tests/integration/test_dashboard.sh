@@ -45,7 +45,7 @@ expect /dashboard/dashboard.css 200 text/css
 expect /dashboard/js/main.js 200 text/javascript
 expect /javascript/chart.js/chart.min.js 200 text/javascript
 expect /dashboard 301 ""
-expect /dashboard/no-such-file.js 404 ""
+expect /dashboard/no-such-file.js 404 application/json
 expect /api/v1/models/current 200 application/json
 expect /dashboardx 404 application/json
 
