@@ -151,7 +151,7 @@ function renderLive(rows) {
 function renderMetrics(text) {
   const s = requestSummary(parseProm(text));
   const statuses = Object.entries(s.byStatus).sort().map(([k, v]) => k + ": " + v).join(", ");
-  $("cmp-metrics-summary").textContent = s.total + " requests answered by this worker since it started" +
+  $("cmp-metrics-summary").textContent = s.total + " requests answered by the workers of this instance" +
     (statuses ? " (by status " + statuses + ")" : "") + ".";
   const ms = (x) => (x === null ? "–" : x === Infinity ? "> 2.5 s" : num(x, x < 1 ? 3 : 1) + " ms");
   fillTable($("cmp-metrics"), ["route", { v: "requests", cls: "num" }, { v: "5xx", cls: "num" },
