@@ -125,6 +125,7 @@ def displayed_live_n():
 
 
 try:
+    set_size(*SIZES[0])
     # --- each panel loads with no console error ---------------------------------------------
     for name in ("classify", "models", "comparison"):
         open_panel(name)
@@ -223,6 +224,8 @@ try:
         if "Trained" in st or "failed" in st or "error" in drv.find_element(By.ID, "retrain-status").get_attribute("class"):
             break
         time.sleep(0.25)
+    # The bar as it was left (the loop may have read it just before the last update).
+    seen.add(round(float(drv.execute_script("return document.getElementById('retrain-progress').value"))))
     status = get_json("/api/v1/models/training/status")
     check(status["status"] == "completed", "the retrain completed (%s)" % status["status"])
     check(text("retrain-percent") == "100 %" and max(seen) == 100,
