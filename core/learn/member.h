@@ -11,6 +11,7 @@
 
 #include "base/byte_buffer.h"
 #include "base/cml_error.h"
+#include "learn/calibration.h"
 #include "text/text_features.h"
 
 #define CML_MAX_LABELS 16
@@ -40,6 +41,12 @@ typedef struct cml_member_params {
     int epochs;           /* mlp */
     int n_threads;        /* training threads */
     uint64_t seed;
+    /*
+     * Two labels, members with set_calibration: skip the member's own calibration folds and
+     * answer the uncalibrated sigmoid of the decision value; the trainer then calibrates on
+     * the out-of-fold decisions of its cross-validation (one fit per fold instead of six).
+     */
+    bool calibrate_later;
 } cml_member_params;
 
 /* Training input: features, class index per row and balanced class weights. */
@@ -71,6 +78,12 @@ typedef struct cml_member_ops {
     void (*free_state)(void *state);
     /* Bytes the state holds (for /metrics). */
     size_t (*state_bytes)(const void *state);
+    /*
+     * Members whose probability is a sigmoid of one decision value (two labels): replaces the
+     * calibration of a state trained with calibrate_later. NULL for members with their own
+     * probabilities.
+     */
+    void (*set_calibration)(void *state, cml_platt platt);
 } cml_member_ops;
 
 /* The ops of a kind compiled into this build, or NULL. */

@@ -186,6 +186,10 @@ static cml_err linear_train(int solver, column_view view, const cml_train_set *t
         err = CML_ERR_NOMEM;
         goto done;
     }
+    if (mp != NULL && mp->calibrate_later && st->nr_w == 1) {
+        st->platt[0] = (cml_platt){.a = -1.0, .b = 0.0}; /* the plain sigmoid until calibrated */
+        goto final_fit;
+    }
     /* Out-of-fold decision values for the calibrator. */
     if ((err = cml_stratified_folds(ts->y, n, ts->n_labels, CALIBRATION_FOLDS, mp ? mp->seed : 42,
                                     fold_of)) != CML_OK)
@@ -239,6 +243,7 @@ static cml_err linear_train(int solver, column_view view, const cml_train_set *t
         truth[i] = ts->y[i];
     fit_calibration(st, dec, truth, n);
 
+final_fit:
     /* The final model on every row. */
     for (size_t i = 0; i < n; i++)
         rows[i] = i;
@@ -296,6 +301,18 @@ static cml_err svm_train(const cml_train_set *ts, const cml_member_params *p, vo
 
 static cml_err linear_predict(const void *state, const cml_sparse *x, double *probs) {
     const linear_state *st = state;
+    if (st->nr_w == 1) {
+        /* Two labels: liblinear's predict_values is this one dot product, summed in the same
+           order, so the same doubles without building its node array. */
+        double d = 0;
+        for (int i = 0; i < x->n; i++)
+            if ((uint32_t)x->idx[i] < st->n_cols)
+                d += st->w[x->idx[i]] * (double)x->val[i];
+        d += st->w[st->n_cols];
+        probs[1] = cml_platt_apply(st->platt[0], st->labels[0] == 1 ? d : -d);
+        probs[0] = 1.0 - probs[1];
+        return CML_OK;
+    }
     struct feature_node stack_nodes[STACK_NODES];
     struct feature_node *nodes = stack_nodes;
     if ((size_t)x->n + 2 > STACK_NODES) {
@@ -323,11 +340,6 @@ static cml_err linear_predict(const void *state, const cml_sparse *x, double *pr
     if (nodes != stack_nodes)
         cml_free(nodes);
 
-    if (st->nr_w == 1) {
-        probs[1] = cml_platt_apply(st->platt[0], dec[0]);
-        probs[0] = 1.0 - probs[1];
-        return CML_OK;
-    }
     double sum = 0;
     for (uint32_t c = 0; c < st->n_labels; c++) {
         probs[c] = cml_platt_apply(st->platt[c], dec[c]);
@@ -336,6 +348,12 @@ static cml_err linear_predict(const void *state, const cml_sparse *x, double *pr
     for (uint32_t c = 0; c < st->n_labels; c++)
         probs[c] = sum > 0 ? probs[c] / sum : 1.0 / st->n_labels;
     return CML_OK;
+}
+
+static void linear_set_calibration(void *state, cml_platt platt) {
+    linear_state *st = state;
+    if (st != NULL && st->nr_w == 1)
+        st->platt[0] = platt;
 }
 
 static cml_err linear_serialize(const void *state, cml_buf *b) {
@@ -423,6 +441,7 @@ const cml_member_ops cml_member_logreg = {
     .deserialize = logreg_deserialize,
     .free_state = linear_free,
     .state_bytes = linear_bytes,
+    .set_calibration = linear_set_calibration,
 };
 
 const cml_member_ops cml_member_linear_svm = {
@@ -434,6 +453,7 @@ const cml_member_ops cml_member_linear_svm = {
     .deserialize = svm_deserialize,
     .free_state = linear_free,
     .state_bytes = linear_bytes,
+    .set_calibration = linear_set_calibration,
 };
 
 const cml_member_ops cml_member_logreg_words = {
@@ -445,6 +465,7 @@ const cml_member_ops cml_member_logreg_words = {
     .deserialize = logreg_deserialize,
     .free_state = linear_free,
     .state_bytes = linear_bytes,
+    .set_calibration = linear_set_calibration,
 };
 
 const cml_member_ops cml_member_logreg_chars = {
@@ -456,4 +477,5 @@ const cml_member_ops cml_member_logreg_chars = {
     .deserialize = logreg_deserialize,
     .free_state = linear_free,
     .state_bytes = linear_bytes,
+    .set_calibration = linear_set_calibration,
 };

@@ -5,11 +5,14 @@
 #include <json-c/json.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "base/cml_alloc.h"
+#include "base/fork_jobs.h"
 #include "learn/combination.h"
 #include "learn/data_split.h"
 #include "model/model_file.h"
@@ -143,8 +146,8 @@ static void balanced_weights(const int *y, size_t n, size_t n_labels, double *w)
 /* Trains every member on (X, y); states into states[]. */
 static cml_err train_members(const cml_member_ops **ops, size_t n_members,
                              const cml_featurizer *feat, const cml_csr *X, const int *y,
-                             size_t n_labels, const cml_train_options *o, void **states,
-                             double *seconds, cml_diag *diag) {
+                             size_t n_labels, const cml_train_options *o, bool calibrate_later,
+                             void **states, double *seconds, cml_diag *diag) {
     double cw[CML_MAX_LABELS];
     balanced_weights(y, X->n_rows, n_labels, cw);
     uint8_t *space = cml_malloc(X->n_cols ? X->n_cols : 1);
@@ -159,6 +162,7 @@ static cml_err train_members(const cml_member_ops **ops, size_t n_members,
             p.seed = o->seed;
         if (p.n_threads == 0)
             p.n_threads = o->n_threads;
+        p.calibrate_later = calibrate_later && n_labels == 2 && ops[k]->set_calibration != NULL;
         double t0 = now_seconds();
         cml_err err = ops[k]->train(&ts, &p, &states[k], diag);
         if (seconds)
@@ -275,6 +279,59 @@ static cml_err clip_rows_find(const cml_model *m, cml_feature_scratch *s, const 
     return CML_OK;
 }
 
+/* A member's calibration fitted on the out-of-fold decisions of the cross-validation. */
+typedef struct later_calibration {
+    bool fitted;
+    cml_platt platt;
+} later_calibration;
+
+/* The decision value behind a plain sigmoid probability (exact up to |d| of about 36). */
+static double sigmoid_decision(const double *p) {
+    double lo = p[0] > 1e-300 ? p[0] : 1e-300, hi = p[1] > 1e-300 ? p[1] : 1e-300;
+    return log(hi) - log(lo);
+}
+
+/* Rewrites n rows of two-label probabilities from the plain sigmoid to platt's. */
+static void apply_platt(cml_platt platt, double *probs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double *p = &probs[i * 2];
+        p[1] = cml_platt_apply(platt, sigmoid_decision(p));
+        p[0] = 1.0 - p[1];
+    }
+}
+
+/*
+ * The members trained with calibrate_later answered plain sigmoids during cross-validation:
+ * fits each one's calibration on its pooled out-of-fold decisions (what its inner folds would
+ * have done, at a sixth of the fits) and rewrites its out-of-fold probabilities with it.
+ */
+static cml_err calibrate_out_of_fold(const cml_member_ops **ops, size_t n_members,
+                                     const clip_rows *clips, const int *y, size_t n, double *oof,
+                                     double *qoof, later_calibration *later) {
+    double *dec = cml_malloc((n ? n : 1) * sizeof(double));
+    bool *pos = cml_malloc((n ? n : 1) * sizeof(bool));
+    if (dec == NULL || pos == NULL) {
+        cml_free(dec);
+        cml_free(pos);
+        return CML_ERR_NOMEM;
+    }
+    size_t nq = clips->n_questions;
+    for (size_t k = 0; k < n_members; k++) {
+        if (ops[k]->set_calibration == NULL)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            dec[i] = sigmoid_decision(&oof[(k * n + i) * 2]);
+            pos[i] = y[i] == 1;
+        }
+        later[k] = (later_calibration){.fitted = true, .platt = cml_platt_fit(dec, pos, n)};
+        apply_platt(later[k].platt, &oof[k * n * 2], n);
+        apply_platt(later[k].platt, &qoof[k * nq * 2], nq);
+    }
+    cml_free(dec);
+    cml_free(pos);
+    return CML_OK;
+}
+
 /*
  * Fits the utterance combiner on the out-of-fold probabilities (combined by fit) of the rows
  * of several sentences and of their questions, and puts its answers into the rows' combined
@@ -334,12 +391,177 @@ done:
     return err;
 }
 
+/*
+ * The cross-validation as jobs, one per (fold, member), run by forked workers: each writes the
+ * out-of-fold probabilities of its rows into oof and qoof (shared memory). A worker keeps the
+ * features of the fold it last worked on, since jobs come in fold order.
+ */
+typedef struct cv_run {
+    const cml_train_options *o;
+    const cml_member_ops **ops;
+    size_t n_members;
+    const cml_dataset *train_ds;
+    const size_t *fold_of;
+    size_t *rows;
+    const clip_rows *clips;
+    double *oof, *qoof;
+    cml_feature_scratch *scratch;
+    progress *prog;
+    double prog_base; /* prog->done when the cross-validation began */
+    int n_threads;
+    /* The current fold's features, per process. */
+    size_t fold;
+    cml_dataset *fold_tr, *fold_te;
+    size_t *te_rows; /* train_ds row of each row of fold_te (and of Xv) */
+    cml_featurizer *feat;
+    cml_csr X, Xv;
+} cv_run;
+
+static void cv_release(void *ctx) {
+    cv_run *cv = ctx;
+    cml_csr_free(&cv->X);
+    cml_csr_free(&cv->Xv);
+    cml_featurizer_free(cv->feat);
+    cv->feat = NULL;
+    cml_dataset_free(cv->fold_tr);
+    cml_dataset_free(cv->fold_te);
+    cv->fold_tr = cv->fold_te = NULL;
+    cml_free(cv->te_rows);
+    cv->te_rows = NULL;
+    cv->fold = SIZE_MAX;
+}
+
+static cml_err cv_features(cv_run *cv, size_t f) {
+    if (cv->fold == f)
+        return CML_OK;
+    cv_release(cv);
+    size_t n = cv->train_ds->n, nt = 0, ne = 0;
+    if ((cv->te_rows = cml_malloc((n ? n : 1) * sizeof(size_t))) == NULL)
+        return CML_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (cv->fold_of[i] != f)
+            cv->rows[nt++] = i;
+        else
+            cv->te_rows[ne++] = i;
+    }
+    if ((cv->fold_tr = cml_dataset_subset(cv->train_ds, cv->rows, nt)) == NULL ||
+        (cv->fold_te = cml_dataset_subset(cv->train_ds, cv->te_rows, ne)) == NULL)
+        return CML_ERR_NOMEM;
+    cml_err err;
+    if ((err = cml_featurizer_fit(cv->fold_tr, NULL, &cv->feat)) != CML_OK ||
+        (err = cml_features_matrix(cv->feat, cv->fold_tr, &cv->X)) != CML_OK ||
+        (err = cml_features_matrix(cv->feat, cv->fold_te, &cv->Xv)) != CML_OK)
+        return err;
+    cv->fold = f;
+    return CML_OK;
+}
+
+static cml_err cv_job(void *ctx, size_t job, cml_diag *diag) {
+    cv_run *cv = ctx;
+    size_t f = job / cv->n_members, k = job % cv->n_members, n = cv->train_ds->n;
+    size_t L = cv->train_ds->n_labels, nq = cv->clips->n_questions;
+    const cml_member_ops *op = cv->ops[k];
+    cml_train_options o = *cv->o;
+    o.n_threads = cv->n_threads;
+    /* The same draws whichever worker runs the job: liblinear and FANN use rand(). */
+    srand((unsigned)(cv->o->seed * 1000003u + job));
+    void *state = NULL;
+    cml_err err = cv_features(cv, f);
+    if (err == CML_OK)
+        err = train_members(&op, 1, cv->feat, &cv->X, cv->fold_tr->labels, L, &o, true, &state,
+                            NULL, diag);
+    for (size_t r = 0; err == CML_OK && r < cv->Xv.n_rows; r++) {
+        size_t i = cv->te_rows[r];
+        cml_sparse x;
+        row_of(&cv->Xv, r, &x);
+        err = op->predict(state, &x, &cv->oof[(k * n + i) * L]);
+        for (size_t q = cv->clips->first[i]; q < cv->clips->first[i + 1] && err == CML_OK; q++) {
+            const char *t = cv->train_ds->texts[i] + cv->clips->start[q];
+            if ((err = cml_features_extract(cv->feat, cv->scratch, t,
+                                            cv->clips->end[q] - cv->clips->start[q], &x)) == CML_OK)
+                err = op->predict(state, &x, &cv->qoof[(k * nq + q) * L]);
+        }
+    }
+    op->free_state(state);
+    return err;
+}
+
+static void cv_progress(void *ctx, size_t done) {
+    cv_run *cv = ctx;
+    size_t total = cv->o->cv_folds * cv->n_members;
+    char what[96];
+    snprintf(what, sizeof what, "cross-validation: %zu of %zu fits", done, total);
+    cv->prog->done = cv->prog_base + (double)done;
+    step(cv->prog, what);
+}
+
+/*
+ * The final fit of the kept members, one job each, run by forked workers like the
+ * cross-validation: each job leaves its member serialized in its slot of shared memory, and
+ * the caller reads them back (the same bytes the model file will hold).
+ */
+#define FINAL_SLOT_BYTES ((size_t)64 << 20) /* mapped lazily; far above the 10 MB file bar */
+
+typedef struct final_slot {
+    size_t len;
+    double seconds;
+    uint8_t payload[];
+} final_slot;
+
+typedef struct final_run {
+    const cml_train_options *o;
+    const cml_member_ops **ops;
+    const later_calibration *later;
+    const cml_featurizer *feat;
+    const cml_csr *X;
+    const int *y;
+    size_t n_labels;
+    int n_threads;
+    uint8_t *slots; /* shared: FINAL_SLOT_BYTES per member */
+} final_run;
+
+static final_slot *final_slot_of(const final_run *fr, size_t k) {
+    return (final_slot *)(fr->slots + k * FINAL_SLOT_BYTES);
+}
+
+static cml_err final_job(void *ctx, size_t k, cml_diag *diag) {
+    final_run *fr = ctx;
+    const cml_member_ops *op = fr->ops[k];
+    cml_train_options o = *fr->o;
+    o.n_threads = fr->n_threads;
+    srand((unsigned)(fr->o->seed * 1000003u + 999983u + k));
+    bool calibrate = fr->o->cv_folds >= 2 && fr->later[k].fitted;
+    void *state = NULL;
+    double seconds = 0;
+    cml_err err = train_members(&op, 1, fr->feat, fr->X, fr->y, fr->n_labels, &o, calibrate, &state,
+                                &seconds, diag);
+    if (err != CML_OK)
+        return err;
+    if (calibrate)
+        op->set_calibration(state, fr->later[k].platt);
+    cml_buf b = {0};
+    err = op->serialize(state, &b);
+    op->free_state(state);
+    final_slot *slot = final_slot_of(fr, k);
+    if (err == CML_OK && b.len > FINAL_SLOT_BYTES - sizeof(*slot))
+        err = cml_diag_set(diag, CML_ERR_TRAIN, "member %s is over %zu MB", op->name,
+                           FINAL_SLOT_BYTES >> 20);
+    if (err == CML_OK) {
+        memcpy(slot->payload, b.data, b.len);
+        slot->len = b.len;
+        slot->seconds = seconds;
+    }
+    cml_buf_release(&b);
+    return err;
+}
+
 cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model **out,
                   cml_train_report *report, cml_diag *diag) {
     cml_err err = CML_OK;
     const cml_member_ops *ops[CML_MAX_MEMBERS];
     void *states[CML_MAX_MEMBERS] = {0};
     double member_seconds[CML_MAX_MEMBERS] = {0};
+    later_calibration later[CML_MAX_MEMBERS] = {0};
     size_t *train_idx = NULL, *test_idx = NULL, *fold_of = NULL, *rows = NULL;
     size_t n_train = 0, n_test = 0;
     cml_dataset *train_ds = NULL, *test_ds = NULL, *fold_tr = NULL;
@@ -347,6 +569,7 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
     cml_feature_scratch *scratch = NULL;
     cml_csr X = {0}, Xv = {0};
     double *oof = NULL, *qoof = NULL, *hold = NULL, *mix = NULL;
+    size_t oof_bytes = 0, qoof_bytes = 0;
     clip_rows clips = {0};
     cml_combiner_fit fit;
     cml_model *m = NULL;
@@ -363,7 +586,7 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
     if ((err = cml_train_check(ds, o, diag)) != CML_OK)
         return err;
     size_t L = ds->n_labels;
-    progress prog = {.o = o, .total = (double)(o->cv_folds + 1) * (double)n_members + 5};
+    progress prog = {.o = o, .total = (double)o->cv_folds * (double)n_members + 7};
     train_idx = cml_malloc(ds->n * sizeof(size_t));
     test_idx = cml_malloc(ds->n * sizeof(size_t));
     m = cml_model_new(o->type);
@@ -406,8 +629,10 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
         size_t nq = clips.n_questions;
         fold_of = cml_malloc(n_train * sizeof(size_t));
         rows = cml_malloc(n_train * sizeof(size_t));
-        oof = cml_calloc(n_members * n_train * L, sizeof(double));
-        qoof = cml_calloc(n_members * (nq ? nq : 1) * L, sizeof(double));
+        oof_bytes = n_members * n_train * L * sizeof(double);
+        qoof_bytes = n_members * (nq ? nq : 1) * L * sizeof(double);
+        oof = cml_shared_alloc(oof_bytes);
+        qoof = cml_shared_alloc(qoof_bytes);
         mix = cml_calloc(n_train * L, sizeof(double));
         if (fold_of == NULL || rows == NULL || oof == NULL || qoof == NULL || mix == NULL) {
             err = CML_ERR_NOMEM;
@@ -416,54 +641,32 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
         if ((err = cml_stratified_folds(train_ds->labels, n_train, L, o->cv_folds, o->seed + 1,
                                         fold_of)) != CML_OK)
             goto done;
-        for (size_t f = 0; f < o->cv_folds; f++) {
-            size_t nt = 0;
-            for (size_t i = 0; i < n_train; i++)
-                if (fold_of[i] != f)
-                    rows[nt++] = i;
-            fold_tr = cml_dataset_subset(train_ds, rows, nt);
-            if (fold_tr == NULL) {
-                err = CML_ERR_NOMEM;
-                goto done;
-            }
-            if ((err = cml_featurizer_fit(fold_tr, NULL, &feat)) != CML_OK ||
-                (err = cml_features_matrix(feat, fold_tr, &X)) != CML_OK ||
-                (err = cml_features_matrix(feat, train_ds, &Xv)) != CML_OK)
-                goto done;
-            char what[64];
-            snprintf(what, sizeof what, "cross-validation fold %zu of %zu", f + 1, o->cv_folds);
-            for (size_t k = 0; k < n_members; k++) {
-                step(&prog, what);
-                if ((err = train_members(&ops[k], 1, feat, &X, fold_tr->labels, L, o, &states[k],
-                                         NULL, diag)) != CML_OK)
-                    goto done;
-                for (size_t i = 0; i < n_train; i++) {
-                    if (fold_of[i] != f)
-                        continue;
-                    cml_sparse x;
-                    row_of(&Xv, i, &x);
-                    if ((err = ops[k]->predict(states[k], &x, &oof[(k * n_train + i) * L])) !=
-                        CML_OK)
-                        goto done;
-                    for (size_t q = clips.first[i]; q < clips.first[i + 1]; q++) {
-                        const char *t = train_ds->texts[i] + clips.start[q];
-                        if ((err = cml_features_extract(
-                                 feat, scratch, t, clips.end[q] - clips.start[q], &x)) != CML_OK ||
-                            (err = ops[k]->predict(states[k], &x, &qoof[(k * nq + q) * L])) !=
-                                CML_OK)
-                            goto done;
-                    }
-                }
-                ops[k]->free_state(states[k]);
-                states[k] = NULL;
-            }
-            cml_csr_free(&X);
-            cml_csr_free(&Xv);
-            cml_featurizer_free(feat);
-            feat = NULL;
-            cml_dataset_free(fold_tr);
-            fold_tr = NULL;
-        }
+        cv_run cv = {.o = o,
+                     .ops = ops,
+                     .n_members = n_members,
+                     .train_ds = train_ds,
+                     .fold_of = fold_of,
+                     .rows = rows,
+                     .clips = &clips,
+                     .oof = oof,
+                     .qoof = qoof,
+                     .scratch = scratch,
+                     .prog = &prog,
+                     .prog_base = prog.done,
+                     .fold = SIZE_MAX,
+                     .n_threads = o->n_threads};
+        size_t n_jobs = o->cv_folds * n_members, workers = o->n_threads > 1 ? o->n_threads : 1;
+        /* Each worker trains one learner at a time: learners' own threads would only compete. */
+        if (workers > 1)
+            cv.n_threads = 1;
+        err = cml_fork_jobs(n_jobs, workers, cv_job, cv_release, cv_progress, &cv, diag);
+        cv_release(&cv);
+        prog.done = cv.prog_base + (double)n_jobs;
+        if (err != CML_OK)
+            goto done;
+        if (L == 2 && (err = calibrate_out_of_fold(ops, n_members, &clips, train_ds->labels,
+                                                   n_train, oof, qoof, later)) != CML_OK)
+            goto done;
         step(&prog, "choosing the combination");
         cml_oof whole = {.n = n_train,
                          .n_members = n_members,
@@ -501,8 +704,10 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
             goto done;
     }
     /* Only the members the combination keeps are fitted and stored. */
-    for (size_t k = 0; k < fit.n_use; k++)
+    for (size_t k = 0; k < fit.n_use; k++) {
         ops[k] = ops[fit.use[k]];
+        later[k] = later[fit.use[k]];
+    }
     n_members = fit.n_use;
 
     /* Final fit on the whole training split. */
@@ -511,10 +716,33 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
         (err = cml_features_matrix(feat, train_ds, &X)) != CML_OK ||
         (err = cml_features_matrix(feat, test_ds, &Xv)) != CML_OK)
         goto done;
-    for (size_t k = 0; k < n_members; k++) {
-        step(&prog, ops[k]->name);
-        if ((err = train_members(&ops[k], 1, feat, &X, train_ds->labels, L, o, &states[k],
-                                 &member_seconds[k], diag)) != CML_OK)
+    step(&prog, "fitting the members");
+    {
+        final_run fr = {.o = o,
+                        .ops = ops,
+                        .later = later,
+                        .feat = feat,
+                        .X = &X,
+                        .y = train_ds->labels,
+                        .n_labels = L,
+                        .n_threads = o->n_threads};
+        size_t workers = o->n_threads > 1 ? (size_t)o->n_threads : 1;
+        if (workers > 1 && n_members > 1)
+            fr.n_threads = 1;
+        fr.slots = cml_shared_alloc(n_members * FINAL_SLOT_BYTES);
+        if (fr.slots == NULL) {
+            err = CML_ERR_NOMEM;
+            goto done;
+        }
+        err = cml_fork_jobs(n_members, workers, final_job, NULL, NULL, &fr, diag);
+        for (size_t k = 0; k < n_members && err == CML_OK; k++) {
+            const final_slot *slot = final_slot_of(&fr, k);
+            member_seconds[k] = slot->seconds;
+            err = ops[k]->deserialize(slot->payload, slot->len, L, cml_featurizer_n_cols(feat),
+                                      &states[k], diag);
+        }
+        cml_shared_free(fr.slots, n_members * FINAL_SLOT_BYTES);
+        if (err != CML_OK)
             goto done;
     }
 
@@ -647,8 +875,8 @@ done:
     cml_free(test_idx);
     cml_free(fold_of);
     cml_free(rows);
-    cml_free(oof);
-    cml_free(qoof);
+    cml_shared_free(oof, oof_bytes);
+    cml_shared_free(qoof, qoof_bytes);
     cml_free(hold);
     cml_free(mix);
     clip_rows_release(&clips);

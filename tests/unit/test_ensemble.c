@@ -539,6 +539,34 @@ START_TEST(test_training_is_deterministic) {
 }
 END_TEST
 
+/*
+ * Cross-validation and the final fit run in forked workers when the training may use two
+ * cores: the model is the one a single process trains, prediction for prediction.
+ */
+START_TEST(test_parallel_training_equals_serial) {
+    shared_setup();
+    cml_model *m[2] = {NULL, NULL};
+    for (int w = 0; w < 2; w++) {
+        cml_train_options to;
+        cml_train_options_init(&to, CML_MODEL_ENSEMBLE);
+        to.cv_folds = 3;
+        to.n_threads = w + 1;
+        cml_diag d = {{0}};
+        ck_assert_msg(cml_train(small, &to, &m[w], NULL, &d) == CML_OK, "%s", d.msg);
+    }
+    ck_assert_uint_eq(m[0]->n_members, m[1]->n_members);
+    ck_assert_int_eq(m[0]->combination, m[1]->combination);
+    double *a = predict_holdout(m[0]), *b = predict_holdout(m[1]);
+    size_t width = (m[0]->n_members + 1) * m[0]->n_labels;
+    for (size_t i = 0; i < model->holdout->n * width; i++)
+        ck_assert_double_eq_tol(a[i], b[i], 1e-12);
+    cml_free(a);
+    cml_free(b);
+    cml_model_release(m[0]);
+    cml_model_release(m[1]);
+}
+END_TEST
+
 START_TEST(test_three_labels) {
     shared_setup();
     /* A third label: open questions asking for reasons. */
@@ -694,6 +722,7 @@ int main(void) {
     tcase_add_test(tc, test_payloads_refuse_mismatch_and_truncation);
     tcase_add_test(tc, test_resealed_damage_never_crashes);
     tcase_add_test(tc, test_training_is_deterministic);
+    tcase_add_test(tc, test_parallel_training_equals_serial);
     tcase_add_test(tc, test_three_labels);
     tcase_add_test(tc, test_column_selection);
     suite_add_tcase(s, tc);
