@@ -36,7 +36,7 @@ export OPENAPI_DOCUMENT="${OPENAPI_DOCUMENT:-$build/apidocs/openapi.json}"
 lighttpd=$(command -v lighttpd || echo /usr/sbin/lighttpd)
 sock="$run/fcgi.sock"
 sed -e "s|@PORT@|$port|g" -e "s|@SOCKET@|$sock|g" -e "s|@DIR@|$run|g" \
-    -e "s|@ERRORS@|$src/etc/errors|g" \
+    -e "s|@ERRORS@|$src/etc/errors|g" -e "s|@DASHBOARD@|$src/dashboard|g" \
     -e "s|@APIDOCS@|$build/apidocs|g" \
     "$src/etc/lighttpd/standalone.conf.in" > "$run/lighttpd.conf"
 rm -f "$sock"

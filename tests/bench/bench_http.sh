@@ -38,7 +38,7 @@ start_stack() { # name, fastcgi program and args...
     mkdir -p "$work/$name"
     port=$(free_port)
     sed -e "s|@PORT@|$port|g" -e "s|@SOCKET@|$work/$name/sock|g" -e "s|@DIR@|$work/$name|g" \
-        -e "s|@ERRORS@|$top/etc/errors|g" \
+        -e "s|@ERRORS@|$top/etc/errors|g" -e "s|@DASHBOARD@|$top/dashboard|g" \
         "$top/etc/lighttpd/standalone.conf.in" > "$work/$name/lighttpd.conf"
     if [ "$1" = none ]; then
         # Static files only: the same server settings without FastCGI.

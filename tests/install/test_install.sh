@@ -27,7 +27,8 @@ for f in "$bindir/cultivate-ml" "$sbindir/cultivate-ml-fcgi" "$datadir/questions
     "$datadir/etc/errors/411.html" "$datadir/etc/errors/502.html" \
     "$datadir/apidocs/openapi.json" "$datadir/apidocs/index.html" "$datadir/apidocs/init.js" \
     "$datadir/apidocs/swagger-ui-bundle.js" "$datadir/apidocs/swagger-ui.css" \
-    "$root$prefix/lib/systemd/system/cultivate-ml.service"; do
+    "$root$prefix/lib/systemd/system/cultivate-ml.service" "$datadir/dashboard/index.html" \
+    "$datadir/dashboard/js/main.js"; do
     [ -e "$f" ] || fail "not installed: ${f#$root}"
 done
 grep -q -- "-- $prefix/sbin/cultivate-ml-fcgi" "$root$prefix/lib/systemd/system/cultivate-ml.service" ||
@@ -40,6 +41,7 @@ grep -q "$sysconfdir/cultivate-ml.conf" "$mandir/man8/cultivate-ml-fcgi.8" || fa
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sed -e "s|@PORT@|$port|g" -e "s|@SOCKET@|$work/sock|g" -e "s|@DIR@|$work|g" -e "s|@ERRORS@|$datadir/etc/errors|g" \
     -e "s|@APIDOCS@|$datadir/apidocs|g" \
+    -e "s|@DASHBOARD@|$datadir/dashboard|g" \
     "$datadir/etc/lighttpd/standalone.conf.in" >"$work/lighttpd.conf"
 STATE_DIR="$work/state" MODEL_CACHE_DIR="$work/models" TRAINING_DATA="$datadir/questions.csv" \
     CML_TRAINER="$bindir/cultivate-ml" MODEL_TYPE=classic OPENAPI_DOCUMENT="$datadir/apidocs/openapi.json" \
@@ -62,5 +64,8 @@ echo "$out" | grep -q '"classification":"OEQ"' || fail "classify answered $out"
 curl -fsS "http://127.0.0.1:$port/api/openapi.json" | cmp -s - "$datadir/apidocs/openapi.json" ||
     fail "GET /api/openapi.json is not the installed document"
 curl -fsS "http://127.0.0.1:$port/api/docs/" | grep -q 'swagger-ui-bundle.js' || fail "GET /api/docs/ is not the page"
-echo "install test: installed under $prefix in a DESTDIR, ready after $((i / 10)) s, classify answered"
+# The dashboard from the installed files, beside the API.
+ct=$(curl -fsS -o /dev/null -w '%{content_type}' "http://127.0.0.1:$port/dashboard/") || fail "no /dashboard/"
+case "$ct" in text/html*) ;; *) fail "/dashboard/ is $ct" ;; esac
+echo "install test: installed under $prefix in a DESTDIR, ready after $((i / 10)) s, classify answered, dashboard served"
 echo "1 passed, 0 failed"

@@ -298,7 +298,7 @@ cml_stack_start() {
         lighttpd)
             conf="$CML_RUN_DIR/lighttpd.conf"
             sed -e "s|@PORT@|$CML_PORT|g" -e "s|@SOCKET@|$sock|g" -e "s|@DIR@|$CML_RUN_DIR|g" \
-                -e "s|@ERRORS@|$CML_TOP_SRCDIR/etc/errors|g" \
+                -e "s|@ERRORS@|$CML_TOP_SRCDIR/etc/errors|g" -e "s|@DASHBOARD@|$CML_TOP_SRCDIR/dashboard|g" \
                 -e "s|@APIDOCS@|$CML_TOP_BUILDDIR/apidocs|g" \
                 "$CML_TOP_SRCDIR/etc/lighttpd/standalone.conf.in" >"$conf"
             env "CML_STACK_TAG=$CML_STACK_TAG" "$(command -v lighttpd || echo /usr/sbin/lighttpd)" \
@@ -307,7 +307,7 @@ cml_stack_start() {
         apache)
             conf="$CML_RUN_DIR/apache.conf"
             sed -e "s|@PORT@|$CML_PORT|g" -e "s|@SOCKET@|$sock|g" -e "s|@DIR@|$CML_RUN_DIR|g" \
-                -e "s|@ERRORS@|$CML_TOP_SRCDIR/etc/errors|g" \
+                -e "s|@ERRORS@|$CML_TOP_SRCDIR/etc/errors|g" -e "s|@DASHBOARD@|$CML_TOP_SRCDIR/dashboard|g" \
                 -e "s|@APIDOCS@|$CML_TOP_BUILDDIR/apidocs|g" \
                 "$CML_TOP_SRCDIR/etc/apache2/standalone.conf.in" >"$conf"
             env "CML_STACK_TAG=$CML_STACK_TAG" "$CML_APACHE_BIN" -f "$conf" -DFOREGROUND \
