@@ -3,8 +3,8 @@
 #   inside.sh install DIR | start | check | select | feedback | persisted | upgrade DIR |
 #             stop | remove | purge
 # The container has no systemd: `start` runs the unit's ExecStartPre and ExecStart the way
-# systemd would (as the unit's User, Group and SupplementaryGroups, with its Environment, its
-# RuntimeDirectory and StateDirectory made), and lighttpd is started from its own configuration.
+# systemd would (as the unit's User and Group, with its Environment, its RuntimeDirectory and
+# StateDirectory made; an ExecStartPre marked + as root), and lighttpd is started from its own configuration.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 unit=/lib/systemd/system/cultivate-ml.service
@@ -67,18 +67,24 @@ install)
     echo "package test: installed; user, state directory, conffile, enabled unit, man pages and both front ends' snippets in place"
     ;;
 start)
-    user=$(key User) group=$(key Group) groups=$(key SupplementaryGroups)
+    user=$(key User) group=$(key Group)
     for d in $(key RuntimeDirectory); do install -d -o "$user" -g "$group" "/run/$d"; done
     for d in $(key StateDirectory); do install -d -o "$user" -g "$group" -m 0750 "/var/lib/$d"; done
     envs=$(key Environment)
-    pre=$(key ExecStartPre) cmd=$(key ExecStart)
-    echo "package test: no systemd in the container: running the unit's ExecStart as $user:$group (+$groups) with $envs"
+    cmd=$(key ExecStart)
+    echo "package test: no systemd in the container: running the unit's ExecStartPre and ExecStart as $user:$group with $envs"
+    as_user="setpriv --reuid=$user --regid=$group --clear-groups --inh-caps=-all"
+    key ExecStartPre | while read -r pre; do
+        case "$pre" in
+        +*) pre=${pre#+} runner="" ;;
+        *) runner=$as_user ;;
+        esac
+        # shellcheck disable=SC2086
+        $runner env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/var/lib/cultivate-ml $envs $pre >/dev/null ||
+            fail "ExecStartPre $pre failed"
+    done
     # shellcheck disable=SC2086
-    setpriv --reuid="$user" --regid="$group" --groups="$groups" --inh-caps=-all \
-        env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/var/lib/cultivate-ml $envs $pre >/dev/null ||
-        fail "ExecStartPre refused the configuration"
-    # shellcheck disable=SC2086
-    setsid setpriv --reuid="$user" --regid="$group" --groups="$groups" --inh-caps=-all \
+    setsid $as_user \
         env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/var/lib/cultivate-ml $envs $cmd \
         >>/var/log/cultivate-ml.log 2>&1 </dev/null &
     echo $! >/run/cml-test.pid
@@ -89,10 +95,11 @@ start)
     ls -l /run/cultivate-ml/fcgi.sock
     [ "$(stat -c %G /run/cultivate-ml/fcgi.sock)" = www-data ] || fail "socket not www-data's"
     start_lighttpd
-    wait_url "$base/api/health" 60
     t0=$(date +%s)
-    wait_url "$base/api/ready" 600
-    echo "package test: ready through lighttpd $(($(date +%s) - t0)) s after the health answer"
+    # Ready once the models are loaded: at first start, once both are trained (a minute or more
+    # on a loaded machine).
+    wait_url "$base/api/ready" 900
+    echo "package test: ready through lighttpd $(($(date +%s) - t0)) s after the start"
     ;;
 check)
     curl -fsS "$base/api/health" | tee /tmp/health.json | grep -q '"status": *"healthy"' ||
@@ -158,7 +165,7 @@ purge)
         { tail -n 30 /tmp/apt.log; fail "purge failed"; }
     left=""
     while read -r f; do
-        [ -d "$f" ] && [ ! -L "$f" ] && continue # shared directories such as /usr/bin
+        [ -d "$f" ] && continue # shared directories such as /usr/bin (or /lib, a link to one)
         [ -e "$f" ] || [ -L "$f" ] && left="$left $f"
     done </tmp/files.txt
     for d in /var/lib/cultivate-ml /etc/cultivate-ml /etc/cultivate-ml.conf /usr/share/cultivate-ml \

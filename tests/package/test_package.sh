@@ -67,6 +67,7 @@ step "lintian: no error, no warning without an override ($(grep -c . "$work/lint
 
 # 3. The upgrade: the same tree, built objects and all, one version higher.
 cp -a "$work/v1/src" "$work/v2/src"
+rm -f "$work/v2/src/debian/files" # the first build's list of what it made
 next="$version+pkgtest1"
 {
     printf 'cultivate-ml (%s) unstable; urgency=medium\n\n  * Package test upgrade.\n\n' "$next"
@@ -91,21 +92,21 @@ if ! podman_run image exists debian:bookworm-slim; then
 fi
 podman_run run -d --name "$name" --ulimit nofile=20000:20000 --ulimit nproc=4000:4000 \
     -v "$work:/t:ro" debian:bookworm-slim sleep infinity >/dev/null
-in() { podman_run exec "$name" sh /t/inside.sh "$@"; }
-in prepare
+inside() { podman_run exec "$name" sh /t/inside.sh "$@"; }
+inside prepare
 step "container ready"
-in install /t/debs1
-in start
-in check
-in select
-in stop
+inside install /t/debs1
+inside start
+inside check
+inside select
+inside stop
 step "first install served; upgrading"
-in upgrade /t/debs2
-in start
-in check
-in persisted
-in stop
-in remove
-in purge
+inside upgrade /t/debs2
+inside start
+inside check
+inside persisted
+inside stop
+inside remove
+inside purge
 step "done"
 echo "package test: passed"
