@@ -111,6 +111,24 @@ check)
     echo "package test: classify and health answer through lighttpd ($(echo "$out" | head -c 120)...)"
     ls /var/lib/cultivate-ml/models | head
     ;;
+apache)
+    # The other front end on the same port: lighttpd stops, Apache with the package's conf
+    # answers classify, then lighttpd comes back.
+    pkill_lighttpd
+    apache2ctl start
+    i=0
+    until out=$(curl -fsS -X POST -H 'Content-Type: application/json' -d '{"text": "Is it red?"}' \
+        "$base/api/v1/models/classify" 2>/dev/null); do
+        i=$((i + 1)); [ $i -le 30 ] || { tail -n 20 /var/log/apache2/error.log; fail "no classify through Apache"; }
+        sleep 1
+    done
+    echo "$out" | grep -q '"classification": *"CEQ"' || fail "classify through Apache answered $out"
+    apache2ctl stop
+    sleep 1
+    start_lighttpd
+    wait_url "$base/api/ready" 30
+    echo "package test: classify answers through Apache too (cultivate-ml-apache2's conf)"
+    ;;
 select)
     curl -fsS -X POST -H 'Content-Type: application/json' -d '{"model_type": "classic"}' \
         "$base/api/v1/models/select" >/dev/null || fail "select failed"

@@ -9,8 +9,9 @@
 #      `apt-get install ./*.deb` pulls every dependency; the service is started as its unit says
 #      (no systemd in the container: tests/package/inside.sh runs the unit's ExecStart as the
 #      unit's user with its environment), trains its models at first start, and answers classify
-#      and health through lighttpd; a selection and a feedback item survive the upgrade;
-#      `remove` keeps state, user and configuration; `purge` leaves nothing of the packages.
+#      and health through lighttpd (and classify through Apache); a selection and a feedback
+#      item survive the upgrade; `remove` keeps state, user and configuration; `purge` leaves
+#      nothing of the packages. About 2.5 to 4 minutes (the first start trains both models).
 # Exit 77 (skip) without podman or dpkg-buildpackage, unless CML_REQUIRE_PACKAGE=1.
 set -eu
 top=${CML_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -98,6 +99,7 @@ step "container ready"
 inside install /t/debs1
 inside start
 inside check
+inside apache
 inside select
 inside stop
 step "first install served; upgrading"
