@@ -44,7 +44,8 @@ else
     echo "package test: $top is not a git checkout"
     exit 1
 fi
-export DEB_BUILD_OPTIONS="nocheck noautodbgsym parallel=$(nproc 2>/dev/null || echo 2)"
+jobs=$(nproc 2>/dev/null || echo 2)
+export DEB_BUILD_OPTIONS="nocheck noautodbgsym parallel=$jobs"
 build() { # DIR [dpkg-buildpackage options]
     dir=$1
     shift
