@@ -11,7 +11,8 @@
 #      unit's user with its environment), trains its models at first start, and answers classify
 #      and health through lighttpd (and classify through Apache); a selection and a feedback
 #      item survive the upgrade; `remove` keeps state, user and configuration; `purge` leaves
-#      nothing of the packages. About 2.5 minutes, 6.5 on a loaded machine (the first start trains both models).
+#      nothing of the packages. About 2.5 minutes, 6.5 on a loaded machine (the first start
+#      trains both models).
 # Exit 77 (skip) without podman or dpkg-buildpackage, unless CML_REQUIRE_PACKAGE=1.
 set -eu
 top=${CML_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
