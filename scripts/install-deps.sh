@@ -2,7 +2,8 @@
 # Installs everything cultivate-ml needs to build, test and serve on Debian 12, idempotently.
 #   scripts/install-deps.sh          build, test and serve dependencies
 #   scripts/install-deps.sh --runtime only what the installed program needs to run
-#   scripts/install-deps.sh --container  also podman, buildah and debootstrap for the image tests
+#   scripts/install-deps.sh --container  also podman, buildah and debootstrap for the image tests,
+#                                        and debhelper and lintian for the Debian package test
 # Run as root (or through sudo). Safe to run again: installed packages are skipped.
 set -eu
 
@@ -14,7 +15,7 @@ build="build-essential autoconf automake libtool pkg-config autoconf-archive lib
 test="apache2 valgrind wrk curl python3 python3-jsonschema clang-format clang libclang-rt-dev nodejs openssl procps psmisc iproute2
   chromium chromium-driver python3-selenium"
 
-container="podman buildah runc debootstrap uidmap"
+container="podman buildah runc debootstrap uidmap debhelper lintian"
 case "${1:-}" in
 --runtime) want="$runtime" ;;
 "") want="$runtime $build $test" ;;

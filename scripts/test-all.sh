@@ -11,6 +11,9 @@
 #   5. builds the classic-only configuration (the `production` image's) and runs its tests;
 #   6. when podman is installed (scripts/install-deps.sh --container), builds both images and
 #      runs the fullml one against Azurite (make check-container).
+#   7. then too, builds the Debian packages (DEB_BUILD_OPTIONS=nocheck: step 2 ran the unit
+#      tests), runs lintian, and installs, upgrades, removes and purges them in a clean
+#      Debian 12 container (make check-package).
 # Build trees go under build/ (ignored by git). Exit status 0 only when everything passed.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,8 +69,14 @@ if command -v podman >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1; 
     (cd build/full && make check-container) || { echo "FAILED: container"; exit 1; }
     summary="$summary container"
     container_passed=1
+    # debhelper and lintian came with --container; a machine that got podman otherwise gets them here.
+    "$top/scripts/install-deps.sh" --container
+    (cd build/full && make check-package CML_REQUIRE_PACKAGE=1) || { echo "FAILED: package"; exit 1; }
+    summary="$summary package"
+    package_passed=1
 else
     echo "container test: skipped (podman not installed; scripts/install-deps.sh --container)"
+    echo "package test: skipped (podman not installed; scripts/install-deps.sh --container)"
 fi
 
 # One closing line that every CI reader understands.
@@ -78,6 +87,7 @@ for trs in $(find build -name '*.trs'); do
     else failed=$((failed + 1)); fi
 done
 [ -n "${container_passed:-}" ] && passed=$((passed + 1))
+[ -n "${package_passed:-}" ] && passed=$((passed + 1))
 echo "suites:$summary"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
