@@ -39,8 +39,8 @@ void cml_eval_wilson(size_t k, size_t n, double z, double *lo, double *hi);
 /* Hard-label scores from a confusion matrix (rows actual, columns predicted). */
 typedef struct cml_label_scores {
     size_t n, correct;
-    double accuracy; /* NAN when n is 0 */
-    double f1_macro; /* mean over labels with support or predictions; NAN when n is 0 */
+    double accuracy;   /* NAN when n is 0 */
+    double f1_macro;   /* mean over labels with support or predictions; NAN when n is 0 */
     double recall[16]; /* per label; NAN for a label without support */
 } cml_label_scores;
 

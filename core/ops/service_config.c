@@ -95,8 +95,8 @@ const cml_config_key cml_config_keys[] = {
         "classic_latest.model", 0, 0, NULL, "blob name of the classic pointer"),
     KEY("shadow_sample", "SHADOW_SAMPLE", CML_CONF_REAL, shadow_sample, "1", 0, 1, NULL,
         "share of classify requests also scored by the other model type, after the answer"),
-    KEY("comparison_min_feedback", "COMPARISON_MIN_FEEDBACK", CML_CONF_INT,
-        comparison_min_feedback, "30", 1, 1000000, NULL,
+    KEY("comparison_min_feedback", "COMPARISON_MIN_FEEDBACK", CML_CONF_INT, comparison_min_feedback,
+        "30", 1, 1000000, NULL,
         "feedback items each type needs before the comparison recommends on them"),
 };
 const size_t cml_config_n_keys = sizeof(cml_config_keys) / sizeof(cml_config_keys[0]);

@@ -162,9 +162,9 @@ void service_feedback_side_of(service *svc, cml_model_type t, service_feedback_s
     cml_model *m = cml_registry_acquire(svc->registry, t);
     size_t nl = m ? (m->n_labels < 4 ? m->n_labels : 4) : 0;
     size_t confusion[16];
-    if (m && cml_state_feedback_confusion(svc->state, cml_model_type_name(t), m->version, NULL,
-                                          (const char *const *)m->labels, nl,
-                                          confusion) == CML_OK) {
+    if (m &&
+        cml_state_feedback_confusion(svc->state, cml_model_type_name(t), m->version, NULL,
+                                     (const char *const *)m->labels, nl, confusion) == CML_OK) {
         cml_label_scores sc;
         cml_eval_label_scores(confusion, nl, &sc);
         out->present = true;
@@ -215,10 +215,9 @@ static json_object *side_ref(const cml_live_side *s) {
 static json_object *shares(const cml_live_side *s, uint64_t requests) {
     json_object *o = json_object_new_object();
     for (size_t i = 0; i < s->n_labels; i++)
-        json_object_object_add(o, s->labels[i],
-                               json_object_new_double(requests ? (double)s->label_n[i] /
-                                                                     (double)requests
-                                                               : 0.0));
+        json_object_object_add(
+            o, s->labels[i],
+            json_object_new_double(requests ? (double)s->label_n[i] / (double)requests : 0.0));
     return o;
 }
 
@@ -230,18 +229,16 @@ static json_object *pair_json(const cml_live_pair *p) {
     json_object_object_add(o, "shadow", side_ref(&p->shadow));
     json_object_object_add(o, "requests", json_object_new_int64((int64_t)p->requests));
     json_object_object_add(o, "agreements", json_object_new_int64((int64_t)p->agreements));
-    json_object_object_add(o, "agreement", p->requests ? json_object_new_double(
-                                                             (double)p->agreements / n)
-                                                       : NULL);
+    json_object_object_add(o, "agreement",
+                           p->requests ? json_object_new_double((double)p->agreements / n) : NULL);
     json_object_object_add(ls, "answering", shares(&p->answering, p->requests));
     json_object_object_add(ls, "shadow", shares(&p->shadow, p->requests));
     json_object_object_add(o, "label_share", ls);
     json_object_object_add(mc, "answering",
                            p->requests ? json_object_new_double(p->answering.confidence_sum / n)
                                        : NULL);
-    json_object_object_add(mc, "shadow", p->requests
-                                             ? json_object_new_double(p->shadow.confidence_sum / n)
-                                             : NULL);
+    json_object_object_add(
+        mc, "shadow", p->requests ? json_object_new_double(p->shadow.confidence_sum / n) : NULL);
     json_object_object_add(o, "mean_confidence", mc);
     return o;
 }
@@ -352,8 +349,8 @@ cml_err service_live_history(service *svc, int days, const char *model_type, jso
     for (size_t i = 0; err == CML_OK && i < np; i++) {
         const cml_live_pair *p = &pairs[i];
         bool shadowed = p->shadow.model_type[0] != '\0';
-        day_row *a = row_for(&rows, &nr, &cap, p->day, p->answering.model_type,
-                             p->answering.version);
+        day_row *a =
+            row_for(&rows, &nr, &cap, p->day, p->answering.model_type, p->answering.version);
         day_row *s = !a || !shadowed ? NULL
                                      : row_for(&rows, &nr, &cap, p->day, p->shadow.model_type,
                                                p->shadow.version);
@@ -395,16 +392,15 @@ cml_err service_live_history(service *svc, int days, const char *model_type, jso
             json_object_object_add(o, "version", json_object_new_string(r->version));
             json_object_object_add(o, "answered", json_object_new_int64((int64_t)r->answered));
             json_object_object_add(o, "shadowed", json_object_new_int64((int64_t)r->shadowed));
-            json_object_object_add(o, "agreement",
-                                   r->pair_requests ? json_object_new_double(
-                                                          (double)r->agree /
-                                                          (double)r->pair_requests)
-                                                    : NULL);
+            json_object_object_add(
+                o, "agreement",
+                r->pair_requests
+                    ? json_object_new_double((double)r->agree / (double)r->pair_requests)
+                    : NULL);
             json_object_object_add(o, "feedback_n", json_object_new_int64(r->fb_n));
-            json_object_object_add(o, "feedback_accuracy",
-                                   r->fb_n ? json_object_new_double((double)r->fb_correct /
-                                                                    (double)r->fb_n)
-                                           : NULL);
+            json_object_object_add(
+                o, "feedback_accuracy",
+                r->fb_n ? json_object_new_double((double)r->fb_correct / (double)r->fb_n) : NULL);
             json_object_array_add(a, o);
         }
         *out = a;

@@ -126,11 +126,11 @@ typedef struct service_side {
 } service_side;
 
 typedef struct service_comparison {
-    service_side side[CML_MODEL__COUNT];          /* indexed by cml_model_type */
-    service_feedback_side fb[CML_MODEL__COUNT];   /* accuracy on the human labels */
-    bool recommended;                             /* both sides present */
-    cml_model_type pick;                          /* quality first, latency between equals */
-    const char *evidence;                         /* "feedback" or "held_out" */
+    service_side side[CML_MODEL__COUNT];        /* indexed by cml_model_type */
+    service_feedback_side fb[CML_MODEL__COUNT]; /* accuracy on the human labels */
+    bool recommended;                           /* both sides present */
+    cml_model_type pick;                        /* quality first, latency between equals */
+    const char *evidence;                       /* "feedback" or "held_out" */
     char reason[320];
 } service_comparison;
 

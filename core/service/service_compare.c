@@ -96,8 +96,7 @@ static void compare_feedback(service_comparison *out) {
              "%s: %s (accuracy %.4f [95%% CI %.4f-%.4f] on %zu items vs %.4f [%.4f-%.4f] on %zu, "
              "macro F1 %.4f vs %.4f)",
              cml_model_type_name(out->pick), why, win->accuracy, win->ci_lo, win->ci_hi, win->n,
-             other->accuracy, other->ci_lo, other->ci_hi, other->n, win->f1_macro,
-             other->f1_macro);
+             other->accuracy, other->ci_lo, other->ci_hi, other->n, win->f1_macro, other->f1_macro);
 }
 
 void service_compare(service *svc, service_comparison *out) {
@@ -136,6 +135,7 @@ void service_compare(service *svc, service_comparison *out) {
              "%s: %s on the held-out split (macro F1 %.4f vs %.4f, accuracy %.4f vs %.4f, "
              "latency %.3f vs %.3f ms; feedback items %zu and %zu, %zu each needed)",
              cml_model_type_name(out->pick), why, win->f1, other->f1, win->acc, other->acc,
-             win->latency_ms, other->latency_ms, out->fb[ensemble ? CML_MODEL_ENSEMBLE : CML_MODEL_CLASSIC].n,
+             win->latency_ms, other->latency_ms,
+             out->fb[ensemble ? CML_MODEL_ENSEMBLE : CML_MODEL_CLASSIC].n,
              out->fb[ensemble ? CML_MODEL_CLASSIC : CML_MODEL_ENSEMBLE].n, need);
 }

@@ -89,9 +89,9 @@ static void copy_labels(char dst[][CML_LIVE_LABEL_CHARS], uint32_t *n, const cha
 /* Finds or claims the slot of o's pair; NULL when the table is full. */
 static slot *claim(const cml_live_obs *o) {
     char key[KEY_CHARS];
-    int len = snprintf(key, sizeof key, "%s\t%s\t%s\t%s", o->answering_type, o->answering_version,
-                       o->shadow_type ? o->shadow_type : "",
-                       o->shadow_version ? o->shadow_version : "");
+    int len =
+        snprintf(key, sizeof key, "%s\t%s\t%s\t%s", o->answering_type, o->answering_version,
+                 o->shadow_type ? o->shadow_type : "", o->shadow_version ? o->shadow_version : "");
     if (len < 0 || (size_t)len >= sizeof key)
         return NULL;
     size_t start = (size_t)XXH3_64bits(key, (size_t)len) % SLOTS;
@@ -258,7 +258,7 @@ static void labels_parse(const char *text, cml_live_side *s) {
 
 /* Reads the current row (columns in the order of ROW_COLUMNS) into *p. */
 #define ROW_COLUMNS                                                                                \
-    "day, a_type, a_version, s_type, s_version, requests, agreements, a_labels, s_labels,"        \
+    "day, a_type, a_version, s_type, s_version, requests, agreements, a_labels, s_labels,"         \
     " a_conf, s_conf, first_at"
 static void row_read(sqlite3_stmt *s, cml_live_pair *p) {
     memset(p, 0, sizeof(*p));
@@ -592,10 +592,10 @@ cml_err cml_state_feedback_days(cml_state *st, const char *from_day, cml_feedbac
 int64_t cml_live_since(cml_state *st) {
     int64_t since = 0;
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = state_prep(
-        st, "SELECT MIN(t) FROM (SELECT MIN(first_at) AS t FROM shadow_daily UNION ALL"
-            " SELECT MIN(f.created_at) FROM feedback f JOIN feedback_scores c ON"
-            " c.feedback_id = f.id)");
+    sqlite3_stmt *s =
+        state_prep(st, "SELECT MIN(t) FROM (SELECT MIN(first_at) AS t FROM shadow_daily UNION ALL"
+                       " SELECT MIN(f.created_at) FROM feedback f JOIN feedback_scores c ON"
+                       " c.feedback_id = f.id)");
     if (s && sqlite3_step(s) == SQLITE_ROW)
         since = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
