@@ -52,8 +52,7 @@ static void defer(const cml_model *m, const cml_prediction *p, const char *text,
 void handlers_after_answer(service *svc) {
     if (after.text != NULL) {
         if (after.model != NULL)
-            service_shadow_score(svc, after.model, &after.p, after.text,
-                                 service_shadow_sampled(svc), handlers_scratch());
+            service_shadow_submit(svc, after.model, &after.p, after.text);
         if (after.feedback_id > 0)
             service_feedback_score(svc, after.feedback_id, after.text, handlers_scratch());
     }

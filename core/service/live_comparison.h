@@ -41,6 +41,15 @@ bool service_shadow_sampled(const struct service *svc);
 void service_shadow_score(struct service *svc, const cml_model *answered, const cml_prediction *p,
                           const char *text, bool shadow, cml_feature_scratch *s);
 
+/*
+ * After an answer was sent: counts it and, for the share SHADOW_SAMPLE, queues text for the
+ * live thread, which scores it with the other type at the lowest CPU priority. A full queue
+ * (a saturated machine) counts the answer as not shadow-scored and the skip in
+ * cultivate_ml_shadow_skipped_total. Copies what it keeps.
+ */
+void service_shadow_submit(struct service *svc, const cml_model *answered, const cml_prediction *p,
+                           const char *text);
+
 /* Scores stored feedback item id with every resident version (after the answer was sent). */
 void service_feedback_score(struct service *svc, int64_t id, const char *text,
                             cml_feature_scratch *s);

@@ -18,7 +18,7 @@
 #include "base/cml_alloc.h"
 #include "state/state_internal.h"
 
-#define MAGIC 0x434d4c4c49564531ull /* "CMLLIVE1" */
+#define MAGIC 0x434d4c4c49564532ull /* "CMLLIVE2" */
 #define SLOTS 256
 #define KEY_CHARS 160
 
@@ -35,7 +35,7 @@ typedef struct slot {
 
 typedef struct live_shm {
     uint64_t magic;
-    _Atomic uint64_t dropped;
+    _Atomic uint64_t dropped, skipped;
     slot slots[SLOTS];
 } live_shm;
 
@@ -78,6 +78,13 @@ void cml_live_close(void) {
 }
 
 uint64_t cml_live_dropped(void) { return L ? atomic_load(&L->dropped) : 0; }
+
+void cml_live_skipped(void) {
+    if (L)
+        atomic_fetch_add_explicit(&L->skipped, 1, memory_order_relaxed);
+}
+
+uint64_t cml_live_skipped_total(void) { return L ? atomic_load(&L->skipped) : 0; }
 
 static void copy_labels(char dst[][CML_LIVE_LABEL_CHARS], uint32_t *n, const char *const *src,
                         size_t n_src) {

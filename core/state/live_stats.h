@@ -61,6 +61,9 @@ void cml_live_close(void);
 void cml_live_count(const cml_live_obs *o);
 /* Observations dropped because the table of pairs was full. */
 uint64_t cml_live_dropped(void);
+/* Counts a sampled answer the service could not shadow-score (its queue was full). */
+void cml_live_skipped(void);
+uint64_t cml_live_skipped_total(void);
 
 /* Moves every pending count into st's daily rows (the day of the flush); on failure they stay
  * pending. */

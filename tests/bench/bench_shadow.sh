@@ -76,5 +76,8 @@ for t in classic ensemble; do
         "$t" "$shadow" "$list_off" "$list_on"
     echo "$sum_on $sum_off $t" | awk '{printf "  ratio %s (on/off): %.3f (bar >= 0.95)\n", $3, $1 / $2}'
 done
-shadowed=$(curl -fsS "http://127.0.0.1:$on/metrics" | awk '/^cultivate_ml_shadow_requests_total\{/ {s += $2} END {print s + 0}')
-echo "  shadow scorings counted by the SHADOW_SAMPLE=1 stack: $shadowed"
+curl -fsS "http://127.0.0.1:$on/metrics" >"$work/metrics"
+shadowed=$(awk '/^cultivate_ml_shadow_requests_total\{/ {s += $2} END {print s + 0}' "$work/metrics")
+skipped=$(awk '/^cultivate_ml_shadow_skipped_total / {print $2}' "$work/metrics")
+echo "  SHADOW_SAMPLE=1 stack: $shadowed answers shadow-scored, $skipped skipped (queue full: the"
+echo "  live thread runs at nice 19, so a saturated machine skips shadow scorings, not answers)"

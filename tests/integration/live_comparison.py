@@ -194,8 +194,13 @@ def traffic(base, state, candidates):
           "every stored item records the model type, version and prediction")
     check(rows[-1][2] == answers[(rows[-1][0], x)]["classification"],
           "a prediction the client did not send is the active model's")
-    # The recomputation's classify requests were shadow-scored too: the figures as they stand.
-    _, cmp = call(base, "/api/v1/models/comparison")
+    # The recomputation's classify requests (16 a type) are shadow-scored too, in the background.
+    def all_counted():
+        _, c = call(base, "/api/v1/models/comparison")
+        p = pairs_by_type(c)
+        return c if all(p[k]["requests"] == n + 16 for k in p) and len(p) == 2 else None
+    cmp = wait_for(all_counted, 10)
+    check(cmp is not None, f"the recomputation's classify requests are shadow-scored too")
     with open(os.path.join(state, "expect.json"), "w") as f:
         json.dump({"live": cmp["live"],
                    "recommendation": cmp["recommendation"]}, f)
