@@ -1,15 +1,16 @@
 #!/bin/sh
 # Shadow scoring's cost (part of `make bench`, issue 12): classify throughput through lighttpd,
 # 2 worker processes x 2 threads, wrk -t2 -c32, with SHADOW_SAMPLE=1 against SHADOW_SAMPLE=0,
-# in one run: two stacks on the same models, measured in turn (off, on, off, on, ...) for each
+# in one run: two stacks on the same models, measured in turn (off, on, off, on, ...; short
+# runs, many rounds, so that other load on the machine falls on both alike) for each
 # answering type, and the ratio on/off of the summed requests printed (the bar is 0.95).
 # It prints figures and never fails on them.
 #   tests/bench/bench_shadow.sh BUILD_DIR [DURATION] [ROUNDS]
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top}" && pwd)
-dur=${2:-5s}
-rounds=${3:-3}
+dur=${2:-2s}
+rounds=${3:-8}
 work=$(mktemp -d /tmp/cml-bench-shadow.XXXXXX)
 cleanup() {
     for p in $(cat "$work"/*/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done
