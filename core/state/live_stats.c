@@ -283,6 +283,14 @@ static void row_read(sqlite3_stmt *s, cml_live_pair *p) {
     p->first_at = sqlite3_column_int64(s, 11);
 }
 
+/* Binds a row's key (day and the pair's four names) to parameters 1 to 5. */
+static void bind_key(sqlite3_stmt *s, const char *day, const cml_live_pair *p) {
+    const char *v[5] = {day, p->answering.model_type, p->answering.version, p->shadow.model_type,
+                        p->shadow.version};
+    for (int i = 0; i < 5; i++)
+        sqlite3_bind_text(s, i + 1, v[i], -1, SQLITE_STATIC);
+}
+
 /* Adds p to its stored row of day (st->lock held, inside a transaction). */
 static bool store_pair(cml_state *st, const char *day, const cml_live_pair *p) {
     cml_live_pair row;
@@ -295,11 +303,7 @@ static bool store_pair(cml_state *st, const char *day, const cml_live_pair *p) {
                                      ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (q == NULL || w == NULL)
         goto done;
-    sqlite3_bind_text(q, 1, day, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, p->answering.model_type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, p->answering.version, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 4, p->shadow.model_type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 5, p->shadow.version, -1, SQLITE_STATIC);
+    bind_key(q, day, p);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         row_read(q, &row);
@@ -317,11 +321,7 @@ static bool store_pair(cml_state *st, const char *day, const cml_live_pair *p) {
     ls = labels_json(&row.shadow);
     if (la == NULL || ls == NULL)
         goto done;
-    sqlite3_bind_text(w, 1, day, -1, SQLITE_STATIC);
-    sqlite3_bind_text(w, 2, p->answering.model_type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(w, 3, p->answering.version, -1, SQLITE_STATIC);
-    sqlite3_bind_text(w, 4, p->shadow.model_type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(w, 5, p->shadow.version, -1, SQLITE_STATIC);
+    bind_key(w, day, p);
     sqlite3_bind_int64(w, 6, (int64_t)row.requests);
     sqlite3_bind_int64(w, 7, (int64_t)row.agreements);
     sqlite3_bind_text(w, 8, la, -1, SQLITE_STATIC);
