@@ -129,6 +129,8 @@ const api_error_info api_errors[API_ERR__MAX] = {
       "The data cannot be scored by this model: %s.", NULL),
     E(API_ERR_INVALID_LIMIT, HTTP_BAD_REQUEST, "invalid_limit",
       "limit must be a whole number from 1 to 10000.", NULL),
+    E(API_ERR_INVALID_DAYS, HTTP_BAD_REQUEST, "invalid_days",
+      "days must be a whole number from 1 to 366.", NULL),
 
     E(API_ERR_UNSUPPORTED_TRANSCRIPT_TYPE, HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
       "Send text/vtt, application/x-subrip (or text/srt), application/json (Whisper segments) or "

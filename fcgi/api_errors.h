@@ -90,6 +90,7 @@ typedef enum api_error {
     API_ERR_NO_HOLDOUT,
     API_ERR_UNSCORABLE_DATA, /* const char *: why */
     API_ERR_INVALID_LIMIT,
+    API_ERR_INVALID_DAYS,
     /* Transcripts. */
     API_ERR_UNSUPPORTED_TRANSCRIPT_TYPE,
     API_ERR_TRANSCRIPT_TOO_LARGE, /* long long: the limit */

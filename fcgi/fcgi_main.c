@@ -40,8 +40,10 @@ static void *worker(void *arg) {
     while (FCGX_Accept_r(&req) >= 0) {
         router_serve(&svc, &policy, &req);
         FCGX_Finish_r(&req);
+        handlers_after_answer(&svc); /* the answer is out: shadow scoring costs it nothing */
     }
     FCGX_Free(&req, 1);
+    handlers_after_answer(&svc);
     handlers_thread_release();
     return NULL;
 }

@@ -21,6 +21,9 @@ typedef handler_result (*route_handler)(service *svc, http_req *r, const route_a
 
 /* Frees what the handlers keep per request thread; called as a thread ends. */
 void handlers_thread_release(void);
+/* Runs what the last handler left for after its answer was sent (e.g. shadow scoring); the
+   accept loop calls it after FCGX_Finish_r, so it never delays an answer. */
+void handlers_after_answer(service *svc);
 /* The calling request thread's feature scratch, made on first use; NULL on OOM. */
 cml_feature_scratch *handlers_scratch(void);
 
@@ -46,5 +49,6 @@ handler_result handle_training_status(service *svc, http_req *r, const route_arg
 handler_result handle_evaluate(service *svc, http_req *r, const route_args *args);
 handler_result handle_history(service *svc, http_req *r, const route_args *args);
 handler_result handle_comparison(service *svc, http_req *r, const route_args *args);
+handler_result handle_live_history(service *svc, http_req *r, const route_args *args);
 
 #endif

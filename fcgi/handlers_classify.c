@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/cml_alloc.h"
 #include "model/prediction_json.h"
 #include "handlers.h"
 #include "request.h"
@@ -13,6 +14,15 @@
 
 /* One scratch per request thread, made on first use (libstemmer is not shareable). */
 static _Thread_local cml_feature_scratch *thread_scratch;
+
+/* Work a handler leaves for after its answer is sent (shadow scoring, scoring feedback). */
+typedef struct after_answer {
+    cml_model *model; /* the answering model, a reference; NULL: no classify to count */
+    char *text;       /* owned */
+    cml_prediction p;
+    int64_t feedback_id; /* > 0: the stored feedback item to score */
+} after_answer;
+static _Thread_local after_answer after;
 
 cml_feature_scratch *handlers_scratch(void) {
     if (thread_scratch == NULL)
@@ -23,6 +33,33 @@ cml_feature_scratch *handlers_scratch(void) {
 void handlers_thread_release(void) {
     cml_feature_scratch_free(thread_scratch);
     thread_scratch = NULL;
+    /* Work left by a last handler whose loop never ran it (the unit tests' harness). */
+    cml_model_release(after.model);
+    cml_free(after.text);
+    memset(&after, 0, sizeof after);
+}
+
+/* Leaves text and its answer by m for handlers_after_answer. */
+static void defer(const cml_model *m, const cml_prediction *p, const char *text, int64_t fb_id) {
+    cml_model_release(after.model);
+    cml_free(after.text);
+    after.model = m ? cml_model_retain((cml_model *)m) : NULL;
+    after.text = cml_strdup(text);
+    if (p)
+        after.p = *p;
+    after.feedback_id = fb_id;
+}
+
+void handlers_after_answer(service *svc) {
+    if (after.text != NULL) {
+        if (after.model != NULL)
+            service_shadow_submit(svc, after.model, &after.p, after.text);
+        if (after.feedback_id > 0)
+            service_feedback_score(svc, after.feedback_id, after.text, handlers_scratch());
+    }
+    cml_model_release(after.model);
+    cml_free(after.text);
+    memset(&after, 0, sizeof after);
 }
 
 static double now_ms_since(const struct timespec *t0) {
@@ -120,6 +157,7 @@ handler_result handle_classify_v1(service *svc, http_req *r, const route_args *a
         if (questions != NULL)
             json_object_object_add(o, "questions", questions);
         http_send_json(r, HTTP_OK, o);
+        defer(m, &p, text, 0);
     }
     cml_model_release(m);
     json_object_put(body);
@@ -210,6 +248,7 @@ handler_result handle_classify_client(service *svc, http_req *r, const route_arg
         if (predict(r, m, text, &p)) {
             note_model(r, m);
             http_send_json(r, HTTP_OK, client_answer(m, &p, text, now_ms_since(&t0), true));
+            defer(m, &p, text, 0);
         }
         cml_model_release(m);
     }
@@ -331,11 +370,34 @@ handler_result handle_feedback(service *svc, http_req *r, const route_args *args
         http_send_api_error(r, API_ERR_UNKNOWN_LABEL);
         bad = true;
     }
+    if (!bad)
+        fb.model_type = request_string_field(r, body, "model_type", &bad);
+    if (!bad)
+        fb.model_version = request_string_field(r, body, "model_version", &bad);
+    cml_model_type type = (cml_model_type)atomic_load(&svc->active_type);
+    if (!bad && fb.model_type && cml_model_type_parse(fb.model_type, &type) != CML_OK) {
+        http_send_api_error(r, API_ERR_UNKNOWN_MODEL_TYPE);
+        bad = true;
+    }
+    /* What gave the answer, when the client does not say: the resident version of the type. */
+    cml_model *m = bad ? NULL : cml_registry_acquire(svc->registry, type);
+    cml_prediction p;
+    if (m != NULL) {
+        fb.model_type = cml_model_type_name(m->type);
+        if (fb.model_version == NULL)
+            fb.model_version = m->version;
+        if (fb.predicted_class == NULL && strcmp(fb.model_version, m->version) == 0 &&
+            predict(r, m, fb.text, &p))
+            fb.predicted_class = m->labels[p.label];
+        else if (r->answered)
+            bad = true;
+    }
     if (!bad) {
         int64_t id = 0, total = 0;
         if (cml_state_add_feedback(svc->state, &fb, &id, &total) != CML_OK) {
             http_send_api_error(r, API_ERR_FEEDBACK_NOT_STORED);
         } else {
+            defer(NULL, NULL, fb.text, id);
             json_object *o = json_object_new_object();
             json_object_object_add(o, "status", json_object_new_string("success"));
             json_object_object_add(o, "feedback_id", json_object_new_int64(id));
@@ -343,6 +405,7 @@ handler_result handle_feedback(service *svc, http_req *r, const route_args *args
             http_send_json(r, HTTP_OK, o);
         }
     }
+    cml_model_release(m);
     json_object_put(body);
     return HANDLER_DONE;
 }

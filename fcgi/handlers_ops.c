@@ -111,6 +111,7 @@ handler_result handle_metrics(service *svc, http_req *r, const route_args *args)
     cml_prom_set_process(bytes, cml_alloc_in_use());
     cml_prom_write(out);
     cml_config_metrics(&svc->cfg, out);
+    service_live_metrics(svc, out);
     fprintf(out,
             "# HELP cultivate_ml_uptime_seconds Seconds since this worker started.\n"
             "# TYPE cultivate_ml_uptime_seconds gauge\ncultivate_ml_uptime_seconds %lld\n",

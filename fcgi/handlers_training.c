@@ -396,8 +396,39 @@ handler_result handle_comparison(service *svc, http_req *r, const route_args *ar
         rec = json_object_new_object();
         json_object_object_add(rec, "model", json_object_new_string(cml_model_type_name(cmp.pick)));
         json_object_object_add(rec, "reason", json_object_new_string(cmp.reason));
+        json_object_object_add(rec, "evidence", json_object_new_string(cmp.evidence));
     }
     json_object_object_add(o, "recommendation", rec);
+    json_object *live = service_live_json(svc, cmp.fb);
+    if (live == NULL) {
+        json_object_put(o);
+        return HANDLER_FAULT;
+    }
+    json_object_object_add(o, "live", live);
     http_send_json(r, HTTP_OK, o);
+    return HANDLER_DONE;
+}
+
+handler_result handle_live_history(service *svc, http_req *r, const route_args *args) {
+    (void)args;
+    char buf[64], tbuf[16];
+    long long days = 30;
+    const char *type = NULL;
+    cml_model_type t;
+    if (http_query_param(r, "days", buf, sizeof buf) && !cml_parse_int(buf, 1, 366, &days)) {
+        http_send_api_error(r, API_ERR_INVALID_DAYS);
+        return HANDLER_DONE;
+    }
+    if (http_query_param(r, "model_type", tbuf, sizeof tbuf) && tbuf[0]) {
+        if (cml_model_type_parse(tbuf, &t) != CML_OK) {
+            http_send_api_error(r, API_ERR_UNKNOWN_MODEL_TYPE);
+            return HANDLER_DONE;
+        }
+        type = tbuf;
+    }
+    json_object *rows = NULL;
+    if (service_live_history(svc, (int)days, type, &rows) != CML_OK)
+        return HANDLER_FAULT;
+    http_send_json(r, HTTP_OK, rows);
     return HANDLER_DONE;
 }

@@ -33,6 +33,7 @@ static const route routes[] = {
     {POST, "/api/v1/models/evaluate", handle_evaluate, ROUTE_ADMIN | ROUTE_BODY, ACTIVE},
     {GET, "/api/v1/models/performance/history", handle_history, 0, ACTIVE},
     {GET, "/api/v1/models/comparison", handle_comparison, 0, ACTIVE},
+    {GET, "/api/v1/models/live/history", handle_live_history, 0, ACTIVE},
     {POST, "/api/classify", handle_classify_client, ROUTE_BODY | ROUTE_QUERY_TEXT, CLASSIC},
     {POST, "/api/v1/classify", handle_classify_client, ROUTE_BODY, CLASSIC},
     {POST, "/classify_response", handle_classify_client, ROUTE_BODY, CLASSIC},

@@ -155,3 +155,43 @@ cml_err cml_eval_compute(const int *truth, const double *probs, size_t n, size_t
     cml_free(pos);
     return CML_OK;
 }
+
+void cml_eval_wilson(size_t k, size_t n, double z, double *lo, double *hi) {
+    if (n == 0 || k > n) {
+        *lo = *hi = NAN;
+        return;
+    }
+    double nn = (double)n, p = (double)k / nn, z2 = z * z;
+    double centre = (p + z2 / (2 * nn)) / (1 + z2 / nn);
+    double half = z / (1 + z2 / nn) * sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn));
+    *lo = fmax(0.0, centre - half);
+    *hi = fmin(1.0, centre + half);
+}
+
+void cml_eval_label_scores(const size_t *confusion, size_t n_labels, cml_label_scores *out) {
+    memset(out, 0, sizeof(*out));
+    if (n_labels > 16)
+        n_labels = 16;
+    double f1_sum = 0;
+    size_t f1_n = 0;
+    for (size_t c = 0; c < 16; c++)
+        out->recall[c] = NAN;
+    for (size_t c = 0; c < n_labels; c++) {
+        size_t tp = confusion[c * n_labels + c], actual = 0, predicted = 0;
+        for (size_t j = 0; j < n_labels; j++) {
+            actual += confusion[c * n_labels + j];
+            predicted += confusion[j * n_labels + c];
+        }
+        out->n += actual;
+        out->correct += tp;
+        if (actual > 0)
+            out->recall[c] = (double)tp / (double)actual;
+        /* A label neither present nor predicted says nothing: left out of the mean. */
+        if (actual + predicted > 0) {
+            f1_sum += 2.0 * (double)tp / (double)(actual + predicted);
+            f1_n++;
+        }
+    }
+    out->accuracy = out->n ? (double)out->correct / (double)out->n : NAN;
+    out->f1_macro = f1_n ? f1_sum / (double)f1_n : NAN;
+}

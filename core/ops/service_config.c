@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,11 @@ const cml_config_key cml_config_keys[] = {
         "ensemble_latest.model", 0, 0, NULL, "blob name of the ensemble pointer"),
     KEY("classic_latest_blob", "CLASSIC_LATEST_BLOB", CML_CONF_STRING, classic_latest_blob,
         "classic_latest.model", 0, 0, NULL, "blob name of the classic pointer"),
+    KEY("shadow_sample", "SHADOW_SAMPLE", CML_CONF_REAL, shadow_sample, "1", 0, 1, NULL,
+        "share of classify requests also scored by the other model type, after the answer"),
+    KEY("comparison_min_feedback", "COMPARISON_MIN_FEEDBACK", CML_CONF_INT, comparison_min_feedback,
+        "30", 1, 1000000, NULL,
+        "feedback items each type needs before the comparison recommends on them"),
 };
 const size_t cml_config_n_keys = sizeof(cml_config_keys) / sizeof(cml_config_keys[0]);
 
@@ -130,6 +136,19 @@ static cml_err set_value(cml_config *cfg, const cml_config_key *k, const char *v
             return cml_diag_set(diag, CML_ERR_CONFIG, "%s (%s): %lld is outside %lld..%lld",
                                 k->name, origin, v, (long long)k->min, (long long)k->max);
         *(int64_t *)field(cfg, k) = v;
+        return CML_OK;
+    }
+    case CML_CONF_REAL: {
+        char *end = NULL;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (end == value || *end != '\0' || errno != 0 || !isfinite(v))
+            return cml_diag_set(diag, CML_ERR_CONFIG, "%s (%s): '%s' is not a number", k->name,
+                                origin, value);
+        if (v < (double)k->min || v > (double)k->max)
+            return cml_diag_set(diag, CML_ERR_CONFIG, "%s (%s): %g is outside %lld..%lld", k->name,
+                                origin, v, (long long)k->min, (long long)k->max);
+        *(double *)field(cfg, k) = v;
         return CML_OK;
     }
     case CML_CONF_ENUM: {
@@ -260,7 +279,8 @@ void cml_config_release(cml_config *cfg) {
         return;
     for (size_t i = 0; i < cml_config_n_keys; i++) {
         const cml_config_key *k = &cml_config_keys[i];
-        if (k->type != CML_CONF_BOOL && k->type != CML_CONF_INT && k->type != CML_CONF_ENUM) {
+        if (k->type != CML_CONF_BOOL && k->type != CML_CONF_INT && k->type != CML_CONF_ENUM &&
+            k->type != CML_CONF_REAL) {
             char **s = field(cfg, k);
             cml_free(*s);
             *s = NULL;
@@ -286,6 +306,9 @@ void cml_config_dump(const cml_config *cfg, FILE *out) {
         case CML_CONF_INT:
             fprintf(out, "%s = %lld\n", k->name, (long long)*(const int64_t *)f);
             break;
+        case CML_CONF_REAL:
+            fprintf(out, "%s = %g\n", k->name, *(const double *)f);
+            break;
         case CML_CONF_SECRET:
             fprintf(out, "%s = %s\n", k->name, **(char *const *)f ? "(set)" : "");
             break;
@@ -309,5 +332,8 @@ void cml_config_metrics(const cml_config *cfg, FILE *out) {
         else if (k->type == CML_CONF_BOOL)
             fprintf(out, "cultivate_ml_config{key=\"%s\"} %d\n", k->name,
                     *(const bool *)cfield(cfg, k) ? 1 : 0);
+        else if (k->type == CML_CONF_REAL)
+            fprintf(out, "cultivate_ml_config{key=\"%s\"} %g\n", k->name,
+                    *(const double *)cfield(cfg, k));
     }
 }

@@ -42,6 +42,8 @@ typedef struct cml_config {
     int64_t retain_versions;
     char *ensemble_latest_blob;
     char *classic_latest_blob;
+    double shadow_sample;            /* share of classify requests also scored by the other type */
+    int64_t comparison_min_feedback; /* feedback items per type before the comparison uses them */
 } cml_config;
 
 typedef enum cml_config_type {
@@ -51,6 +53,7 @@ typedef enum cml_config_type {
     CML_CONF_BOOL,
     CML_CONF_INT,
     CML_CONF_ENUM,
+    CML_CONF_REAL, /* a double in min..max */
 } cml_config_type;
 
 /* A name a CML_CONF_ENUM key takes and the int stored for it; a table ends with {NULL, 0}. */
@@ -65,7 +68,7 @@ typedef struct cml_config_key {
     cml_config_type type;
     size_t offset; /* into cml_config */
     const char *default_value;
-    int64_t min, max;               /* CML_CONF_INT */
+    int64_t min, max;               /* CML_CONF_INT and CML_CONF_REAL */
     const cml_config_enum *choices; /* CML_CONF_ENUM: the names, parsed once at load */
     const char *help;
 } cml_config_key;

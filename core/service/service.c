@@ -212,10 +212,11 @@ cml_err service_start(service *svc, cml_diag *diag) {
     if (service_apply_selection(svc, &d) != CML_OK)
         cml_log(CML_LOG_ERROR, "start_degraded", "reason", d.msg, NULL);
     storage_start_thread(&svc->storage);
-    return CML_OK;
+    return service_live_start(svc, diag);
 }
 
 void service_stop(service *svc) {
+    service_live_stop(svc);
     storage_stop_thread(&svc->storage);
     cml_registry_free(svc->registry);
     cml_state_close(svc->state);

@@ -20,6 +20,7 @@
 #include "model/model_registry.h"
 #include "ops/service_config.h"
 #include "state/shared_state.h"
+#include "live_comparison.h"
 #include "storage_sync.h"
 
 typedef struct service {
@@ -31,6 +32,11 @@ typedef struct service {
     _Atomic uint64_t seen_generation;
     _Atomic int active_type; /* cml_model_type */
     int64_t started_at;
+    /* The live comparison's thread (live_comparison.c). */
+    pthread_t live_thread;
+    bool live_running, live_stop;
+    pthread_mutex_t live_lock;
+    pthread_cond_t live_cond;
 } service;
 
 /* Loads models (training the defaults when none exists) and applies the stored selection. */
@@ -120,13 +126,18 @@ typedef struct service_side {
 } service_side;
 
 typedef struct service_comparison {
-    service_side side[CML_MODEL__COUNT]; /* indexed by cml_model_type */
-    bool recommended;                    /* both sides present */
-    cml_model_type pick;                 /* quality first, latency between equals */
-    char reason[256];
+    service_side side[CML_MODEL__COUNT];        /* indexed by cml_model_type */
+    service_feedback_side fb[CML_MODEL__COUNT]; /* accuracy on the human labels */
+    bool recommended;                           /* both sides present */
+    cml_model_type pick;                        /* quality first, latency between equals */
+    const char *evidence;                       /* "feedback" or "held_out" */
+    char reason[320];
 } service_comparison;
 
-/* Compares the types (probing the resident models' latency). */
+/*
+ * Compares the types (probing the resident models' latency): on the feedback once both have
+ * cfg.comparison_min_feedback scored items, else on the held-out metrics.
+ */
 void service_compare(service *svc, service_comparison *out);
 
 /* --- evaluation ------------------------------------------------------------------ */

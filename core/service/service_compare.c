@@ -72,13 +72,48 @@ static service_side side_of(service *svc, cml_model_type t) {
     return s;
 }
 
+/* The recommendation on the human labels: accuracy first, then macro F1, then held-out F1. */
+static void compare_feedback(service_comparison *out) {
+    const service_feedback_side *e = &out->fb[CML_MODEL_ENSEMBLE], *c = &out->fb[CML_MODEL_CLASSIC];
+    const char *why;
+    double dacc = e->accuracy - c->accuracy, df1 = e->f1_macro - c->f1_macro;
+    bool ensemble;
+    if (fabs(dacc) >= 0.005) {
+        ensemble = dacc > 0;
+        why = "higher accuracy on the feedback";
+    } else if (!isnan(df1) && fabs(df1) >= 0.005) {
+        ensemble = df1 > 0;
+        why = "equal feedback accuracy and higher macro F1 on it";
+    } else {
+        ensemble = out->side[CML_MODEL_ENSEMBLE].f1 > out->side[CML_MODEL_CLASSIC].f1;
+        why = "equal quality on the feedback and higher held-out macro F1";
+    }
+    const service_feedback_side *win = ensemble ? e : c, *other = ensemble ? c : e;
+    out->recommended = true;
+    out->pick = ensemble ? CML_MODEL_ENSEMBLE : CML_MODEL_CLASSIC;
+    out->evidence = "feedback";
+    snprintf(out->reason, sizeof out->reason,
+             "%s: %s (accuracy %.4f [95%% CI %.4f-%.4f] on %zu items vs %.4f [%.4f-%.4f] on %zu, "
+             "macro F1 %.4f vs %.4f)",
+             cml_model_type_name(out->pick), why, win->accuracy, win->ci_lo, win->ci_hi, win->n,
+             other->accuracy, other->ci_lo, other->ci_hi, other->n, win->f1_macro, other->f1_macro);
+}
+
 void service_compare(service *svc, service_comparison *out) {
     memset(out, 0, sizeof(*out));
-    for (cml_model_type t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT; t++)
+    for (cml_model_type t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT; t++) {
         out->side[t] = side_of(svc, t);
+        service_feedback_side_of(svc, t, &out->fb[t]);
+    }
     const service_side *e = &out->side[CML_MODEL_ENSEMBLE], *c = &out->side[CML_MODEL_CLASSIC];
+    size_t need = (size_t)svc->cfg.comparison_min_feedback;
+    if (out->fb[CML_MODEL_ENSEMBLE].n >= need && out->fb[CML_MODEL_CLASSIC].n >= need) {
+        compare_feedback(out);
+        return;
+    }
     if (!e->present || !c->present)
         return;
+    out->evidence = "held_out";
     /* Quality first; latency decides only between models of equal quality. */
     const char *why;
     double df1 = e->f1 - c->f1, dacc = e->acc - c->acc;
@@ -97,7 +132,10 @@ void service_compare(service *svc, service_comparison *out) {
     out->recommended = true;
     out->pick = ensemble ? CML_MODEL_ENSEMBLE : CML_MODEL_CLASSIC;
     snprintf(out->reason, sizeof out->reason,
-             "%s: %s (macro F1 %.4f vs %.4f, accuracy %.4f vs %.4f, latency %.3f vs %.3f ms)",
+             "%s: %s on the held-out split (macro F1 %.4f vs %.4f, accuracy %.4f vs %.4f, "
+             "latency %.3f vs %.3f ms; feedback items %zu and %zu, %zu each needed)",
              cml_model_type_name(out->pick), why, win->f1, other->f1, win->acc, other->acc,
-             win->latency_ms, other->latency_ms);
+             win->latency_ms, other->latency_ms,
+             out->fb[ensemble ? CML_MODEL_ENSEMBLE : CML_MODEL_CLASSIC].n,
+             out->fb[ensemble ? CML_MODEL_CLASSIC : CML_MODEL_ENSEMBLE].n, need);
 }

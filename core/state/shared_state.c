@@ -38,7 +38,22 @@ static const char *const schema =
     "  key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS evaluations ("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT, model_type TEXT, version TEXT,"
-    "  timestamp INTEGER NOT NULL, n INTEGER, metrics TEXT);";
+    "  timestamp INTEGER NOT NULL, n INTEGER, metrics TEXT);"
+    "CREATE TABLE IF NOT EXISTS shadow_daily ("
+    "  day TEXT NOT NULL, a_type TEXT NOT NULL, a_version TEXT NOT NULL, s_type TEXT NOT NULL,"
+    "  s_version TEXT NOT NULL, requests INTEGER NOT NULL, agreements INTEGER NOT NULL,"
+    "  a_labels TEXT, s_labels TEXT, a_conf REAL, s_conf REAL, first_at INTEGER,"
+    "  PRIMARY KEY (day, a_type, a_version, s_type, s_version));"
+    "CREATE TABLE IF NOT EXISTS feedback_scores ("
+    "  feedback_id INTEGER NOT NULL, model_type TEXT NOT NULL, version TEXT NOT NULL,"
+    "  predicted_class TEXT NOT NULL, scored_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (model_type, version, feedback_id));";
+
+/* Columns added after the first release: added to an older database, ignored when present. */
+static const char *const added_columns[] = {
+    "ALTER TABLE feedback ADD COLUMN model_type TEXT",
+    "ALTER TABLE feedback ADD COLUMN model_version TEXT",
+};
 
 static cml_err state_db_error(cml_state *st, cml_diag *diag, const char *what) {
     return cml_diag_set(diag, CML_ERR_IO, "state database: %s: %s", what, sqlite3_errmsg(st->db));
@@ -86,6 +101,8 @@ cml_err cml_state_open(const char *dir, cml_state **out, cml_diag *diag) {
         err = state_db_error(st, diag, "schema");
         goto done;
     }
+    for (size_t i = 0; i < sizeof added_columns / sizeof added_columns[0]; i++)
+        sqlite3_exec(st->db, added_columns[i], NULL, NULL, NULL); /* "duplicate column" is fine */
     *out = st;
     st = NULL;
 done:

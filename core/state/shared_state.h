@@ -67,7 +67,8 @@ void cml_model_records_free(cml_model_record *r, size_t n);
 
 typedef struct cml_feedback {
     const char *text, *correct_class, *predicted_class, *error_type, *source;
-    double confidence; /* NAN when absent */
+    const char *model_type, *model_version; /* what gave the answer, NULL when unknown */
+    double confidence;                      /* NAN when absent */
     int64_t scenario_id;
     bool has_scenario;
 } cml_feedback;

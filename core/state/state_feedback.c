@@ -12,8 +12,8 @@ cml_err cml_state_add_feedback(cml_state *st, const cml_feedback *fb, int64_t *i
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s =
         state_prep(st, "INSERT INTO feedback (created_at, text, correct_class,"
-                       " predicted_class, confidence, error_type, scenario_id, source)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+                       " predicted_class, confidence, error_type, scenario_id, source,"
+                       " model_type, model_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     sqlite3_stmt *c = state_prep(st, "SELECT COUNT(*) FROM feedback");
     if (s == NULL || c == NULL)
         goto done;
@@ -31,6 +31,8 @@ cml_err cml_state_add_feedback(cml_state *st, const cml_feedback *fb, int64_t *i
     else
         sqlite3_bind_null(s, 7);
     state_bind_opt_text(s, 8, fb->source);
+    state_bind_opt_text(s, 9, fb->model_type);
+    state_bind_opt_text(s, 10, fb->model_version);
     /* Autocommit with synchronous=FULL: durable once step returns. */
     if (sqlite3_step(s) != SQLITE_DONE)
         goto done;

@@ -35,7 +35,36 @@ START_TEST(test_defaults) {
     ck_assert(!c.use_azure_storage);
     ck_assert_str_eq(c.azure_container, "ml-models");
     ck_assert_str_eq(c.api_key, "");
+    ck_assert_double_eq(c.shadow_sample, 1.0);
+    ck_assert_int_eq(c.comparison_min_feedback, 30);
     cml_config_release(&c);
+}
+END_TEST
+
+/* A fraction key: file, environment, dump and metrics. */
+START_TEST(test_real_key) {
+    cml_config c;
+    cml_diag d;
+    clear_env();
+    write_conf("shadow_sample = 0.25\n");
+    ck_assert_int_eq(cml_config_load(&c, path, false, &d), CML_OK);
+    ck_assert_double_eq_tol(c.shadow_sample, 0.25, 1e-15);
+    cml_config_release(&c);
+    setenv("SHADOW_SAMPLE", "0", 1);
+    ck_assert_int_eq(cml_config_load(&c, path, false, &d), CML_OK);
+    ck_assert_double_eq(c.shadow_sample, 0.0);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cml_config_dump(&c, f);
+    cml_config_metrics(&c, f);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, "shadow_sample = 0\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "cultivate_ml_config{key=\"shadow_sample\"} 0\n"));
+    free(buf);
+    cml_config_release(&c);
+    unsetenv("SHADOW_SAMPLE");
+    unlink(path);
 }
 END_TEST
 
@@ -69,6 +98,9 @@ static const struct {
      "use_azure_storage (environment): 'maybe' is not true or false"},
     {"", "USE_AZURE_STORAGE", "true", "azure_storage_connection_string: required"},
     {"", "API_KEY_FILE", "/nonexistent/key", "api_key_file: cannot read /nonexistent/key"},
+    {"", "SHADOW_SAMPLE", "1.5", "shadow_sample (environment): 1.5 is outside 0..1"},
+    {"", "SHADOW_SAMPLE", "half", "shadow_sample (environment): 'half' is not a number"},
+    {"", "SHADOW_SAMPLE", "nan", "shadow_sample (environment): 'nan' is not a number"},
 };
 
 START_TEST(test_bad_values_name_the_key) {
@@ -138,6 +170,7 @@ int main(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_real_key);
     tcase_add_test(tc, test_file_then_environment);
     tcase_add_loop_test(tc, test_bad_values_name_the_key, 0, (int)(sizeof bad / sizeof bad[0]));
     tcase_add_test(tc, test_secrets_masked_and_key_file);

@@ -49,12 +49,65 @@ START_TEST(test_auc_ties_and_degenerate) {
 }
 END_TEST
 
+/* Wilson intervals against published values (Newcombe 1998, table I) and the edges. */
+START_TEST(test_wilson_interval) {
+    double lo, hi;
+    cml_eval_wilson(81, 263, 1.959963984540054, &lo, &hi);
+    ck_assert_double_eq_tol(lo, 0.2553, 5e-5);
+    ck_assert_double_eq_tol(hi, 0.3662, 5e-5);
+    cml_eval_wilson(15, 148, 1.959963984540054, &lo, &hi);
+    ck_assert_double_eq_tol(lo, 0.0624, 5e-5);
+    ck_assert_double_eq_tol(hi, 0.1605, 5e-5);
+    cml_eval_wilson(0, 20, 1.959963984540054, &lo, &hi);
+    ck_assert_double_eq_tol(lo, 0.0, 1e-12);
+    ck_assert_double_eq_tol(hi, 0.1611, 5e-5);
+    cml_eval_wilson(5, 5, 1.959963984540054, &lo, &hi);
+    ck_assert_double_eq_tol(lo, 0.5655, 5e-5);
+    ck_assert_double_eq_tol(hi, 1.0, 1e-12);
+    cml_eval_wilson(0, 0, 1.96, &lo, &hi);
+    ck_assert(isnan(lo) && isnan(hi));
+}
+END_TEST
+
+/* Hard-label scores from a confusion matrix equal cml_eval_compute's on the same labels. */
+START_TEST(test_label_scores) {
+    /* rows actual, columns predicted: 0 -> (3 right, 1 wrong), 1 -> (2 wrong, 4 right) */
+    size_t conf[] = {3, 1, 2, 4};
+    cml_label_scores sc;
+    cml_eval_label_scores(conf, 2, &sc);
+    ck_assert_uint_eq(sc.n, 10);
+    ck_assert_uint_eq(sc.correct, 7);
+    ck_assert_double_eq_tol(sc.accuracy, 0.7, 1e-12);
+    ck_assert_double_eq_tol(sc.recall[0], 0.75, 1e-12);
+    ck_assert_double_eq_tol(sc.recall[1], 4.0 / 6.0, 1e-12);
+    /* F1 of 0: 2*3/(4+5); of 1: 2*4/(6+5) */
+    ck_assert_double_eq_tol(sc.f1_macro, (6.0 / 9.0 + 8.0 / 11.0) / 2, 1e-12);
+    int truth[] = {0, 0, 0, 0, 1, 1, 1, 1, 1, 1};
+    double probs[] = {1, 0, 1, 0, 1, 0, 0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 0, 1, 0, 1};
+    cml_metrics m;
+    ck_assert_int_eq(cml_eval_compute(truth, probs, 10, 2, &m), CML_OK);
+    ck_assert_double_eq_tol(m.f1_macro, sc.f1_macro, 1e-12);
+    ck_assert_double_eq_tol(m.accuracy, sc.accuracy, 1e-12);
+    cml_eval_release(&m);
+    /* A label no item has: no recall, and left out of the mean when never predicted either. */
+    size_t one[] = {5, 0, 0, 0};
+    cml_eval_label_scores(one, 2, &sc);
+    ck_assert(isnan(sc.recall[1]));
+    ck_assert_double_eq_tol(sc.f1_macro, 1.0, 1e-12);
+    size_t none[] = {0, 0, 0, 0};
+    cml_eval_label_scores(none, 2, &sc);
+    ck_assert(isnan(sc.accuracy) && isnan(sc.f1_macro));
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("eval_metrics");
     TCase *tc = tcase_create("eval_metrics");
     tcase_add_test(tc, test_binary_metrics);
     tcase_add_test(tc, test_multiclass_metrics);
     tcase_add_test(tc, test_auc_ties_and_degenerate);
+    tcase_add_test(tc, test_wilson_interval);
+    tcase_add_test(tc, test_label_scores);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
