@@ -24,7 +24,23 @@ void service_record_model(service *svc, const cml_model *m, bool local, bool blo
     cml_catalog_record(svc->state, m, local, blob);
 }
 
-static bool process_alive(int64_t pid) { return kill((pid_t)pid, 0) == 0 || errno == EPERM; }
+/* A zombie is dead: an orphaned trainer's parent may never reap it (a container's init). */
+static bool process_alive(int64_t pid) {
+    if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
+        return false;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return true; /* no /proc: kill's answer stands */
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the state follows the command name */
+    return paren == NULL || paren[1] != ' ' || (paren[2] != 'Z' && paren[2] != 'X');
+}
+
+void service_reap_jobs(service *svc) { cml_state_jobs_reap(svc->state, process_alive); }
 
 /* Trains a model of type t on the configured data and stores it as the latest version. */
 static cml_err train_default(service *svc, cml_model_type t, cml_diag *diag) {
@@ -197,7 +213,7 @@ cml_err service_start(service *svc, cml_diag *diag) {
             diag, CML_ERR_CONFIG,
             "model_type: this build cannot serve '%s' (built without XGBoost or FANN)",
             cml_model_type_name(wanted));
-    cml_state_jobs_reap(svc->state, process_alive);
+    service_reap_jobs(svc);
     if ((err = storage_open(&svc->storage, diag)) != CML_OK)
         return err;
     storage_pull_models(&svc->storage); /* what the blob store has, the cache gets first */
