@@ -24,7 +24,11 @@ void service_record_model(service *svc, const cml_model *m, bool local, bool blo
     cml_catalog_record(svc->state, m, local, blob);
 }
 
-/* A zombie is dead: an orphaned trainer's parent may never reap it (a container's init). */
+/*
+ * Whether a trainer still runs. A zombie whose parent lives is left to that parent's watcher,
+ * which records the precise end first; an orphaned zombie (parent init, which may never reap it
+ * in a container) is dead. Anything else the lease catches.
+ */
 static bool process_alive(int64_t pid) {
     if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
         return false;
@@ -36,8 +40,12 @@ static bool process_alive(int64_t pid) {
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
-    const char *paren = strrchr(buf, ')'); /* the state follows the command name */
-    return paren == NULL || paren[1] != ' ' || (paren[2] != 'Z' && paren[2] != 'X');
+    char state = 0;
+    long long ppid = 0;
+    const char *paren = strrchr(buf, ')'); /* the state and parent follow the command name */
+    if (paren == NULL || sscanf(paren + 1, " %c %lld", &state, &ppid) != 2)
+        return true;
+    return !((state == 'Z' || state == 'X') && ppid <= 1);
 }
 
 void service_reap_jobs(service *svc) { cml_state_jobs_reap(svc->state, process_alive); }
