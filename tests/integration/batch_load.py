@@ -69,7 +69,11 @@ def main():
                     bad.append("batch answered %d %s (Retry-After %s, X-Request-Id %s)"
                                % (st, code, ra, rid))
             if st == 503:
-                time.sleep(0.05)  # a client honouring a short back-off, not a tight loop
+                # A client honouring Retry-After (capped, so the run ends on time).
+                try:
+                    time.sleep(min(float(ra or 1), 1.0))
+                except ValueError:
+                    time.sleep(1.0)
 
     threads = [threading.Thread(target=batcher) for _ in range(a.batchers)]
     for t in threads:
