@@ -7,10 +7,11 @@
 #   tests/bench/bench_batches.sh BUILD_DIR [SECONDS]
 set -u
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-CML_TOP_SRCDIR=$top
+export CML_TOP_SRCDIR=$top
 CML_TOP_BUILDDIR=$(cd "${1:-$top}" && pwd)
+export CML_TOP_BUILDDIR
 secs=${2:-20}
-# shellcheck source=../integration/service_env.sh
+# shellcheck source=tests/integration/service_env.sh
 . "$top/tests/integration/service_env.sh"
 cml_require lighttpd || { echo "bench_batches: lighttpd or spawn-fcgi missing, skipped"; exit 0; }
 cml_env_init

@@ -32,24 +32,30 @@ job_status() {
         sed -n 's/.*"status": *"\([^"]*\)".*/\1/p'
 }
 
+# find_trainer TASK: sets trainer and worker to the trainer of TASK and the worker that
+# started it (5 s at most); fails the test without one.
+find_trainer() {
+    trainer=
+    worker=
+    for _ in $(seq 1 500); do
+        for w in $CML_WORKER_PIDS; do
+            for c in $(cml_children_of "$w"); do
+                if tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null | grep -q -- "--job $1 "; then
+                    trainer=$c
+                    worker=$w
+                fi
+            done
+        done
+        [ -n "$trainer" ] && return 0
+        sleep 0.01
+    done
+    cml_fail "no trainer process for job $1"
+}
+
 # cv_folds 20: the classic model trains for many seconds, long enough to find its trainer.
 read -r code task < <(post_retrain '{"model_type":"classic","hyperparameters":{"cv_folds":20}}')
-[ "$code" = 202 ] && [ -n "$task" ] || cml_fail "retrain answered $code (task '$task')"
-trainer=
-worker=
-for _ in $(seq 1 500); do
-    for w in $CML_WORKER_PIDS; do
-        for c in $(cml_children_of "$w"); do
-            if tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null | grep -q -- "--job $task "; then
-                trainer=$c
-                worker=$w
-            fi
-        done
-    done
-    [ -n "$trainer" ] && break
-    sleep 0.01
-done
-[ -n "$trainer" ] || cml_fail "no trainer process for job $task"
+{ [ "$code" = 202 ] && [ -n "$task" ]; } || cml_fail "retrain answered $code (task '$task')"
+find_trainer "$task"
 [ "$(job_status "$task")" = running ] || cml_fail "job $task is not running before the kills"
 cml_log "job $task: trainer $trainer started by worker $worker"
 
@@ -90,17 +96,7 @@ done
 # fails once the lease runs out, and the trainer, woken with SIGKILL, changes nothing.
 read -r code task3 < <(post_retrain '{"model_type":"classic","hyperparameters":{"cv_folds":20}}')
 [ "$code" = 202 ] || cml_fail "the third retrain answered $code"
-trainer=
-for _ in $(seq 1 500); do
-    for w in $CML_WORKER_PIDS; do
-        for c in $(cml_children_of "$w"); do
-            tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null | grep -q -- "--job $task3 " && trainer=$c
-        done
-    done
-    [ -n "$trainer" ] && break
-    sleep 0.01
-done
-[ -n "$trainer" ] || cml_fail "no trainer process for job $task3"
+find_trainer "$task3"
 # Its first renewal is in the state before it is stopped.
 sleep 1.5
 kill -STOP "$trainer"
