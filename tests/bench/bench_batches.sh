@@ -22,8 +22,8 @@ CML_MODEL_TYPE=classic
 cml_stack_start lighttpd fork 2 "$(cml_new_state bench)" FCGI_THREADS=2 MAX_BATCH_SIZE=1000 \
     MAX_TEXT_CHARS=10000 2>/dev/null
 echo "classic model, lighttpd, 2 processes x 2 threads:"
-python3 "$top/tests/integration/batch_load.py" "$CML_PORT" --batchers 8 --seconds "$secs" | head -1
+python3 "$top/tests/integration/batch_load.py" "$CML_PORT" --batchers 8 --seconds "$secs" | sed -n 1p
 python3 "$top/tests/integration/batch_load.py" "$CML_PORT" --batchers 0 --seconds 5 |
-    head -1 | sed 's/^/  without batches: /'
+    sed -n 1p | sed 's/^/  without batches: /'
 cml_stack_stop >/dev/null 2>&1
 exit 0

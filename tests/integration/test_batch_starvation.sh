@@ -20,7 +20,7 @@ cml_stack_start lighttpd fork 2 "$(cml_new_state batches)" FCGI_THREADS=2 MAX_BA
     MAX_TEXT_CHARS=10000
 out=$(python3 "$here/batch_load.py" "$CML_PORT" --batchers 8 --seconds "${CML_BATCH_SECONDS:-8}") ||
     { cml_dump_logs; cml_fail "batch load: $out"; }
-printf '%s\n' "$out" | head -1
+printf '%s\n' "$out" | sed -n 1p
 fig=$(printf '%s\n' "$out" | tail -1)
 printf '%s' "$fig" | grep -q '"503 server_busy": [1-9]' ||
     cml_fail "no batch was refused while 8 ran on 2 workers: $fig"
