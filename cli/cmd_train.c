@@ -1,8 +1,12 @@
 /* `cultivate-ml train`: split, cross-validate, train, report, save (and upload, measure). */
 #include "config.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/file_io.h"
@@ -95,6 +99,60 @@ static void job_progress_update(void *ctx, double fraction, const char *step) {
     cml_state_job_progress(j->state, j->task_id, fraction * 98.0, step, (int64_t)getpid());
 }
 
+/*
+ * The job's lease, renewed by a thread of its own: training steps can take longer than a lease,
+ * and a trainer that dies stops renewing it, so any worker then fails the job.
+ */
+typedef struct job_lease {
+    cml_state *state;
+    const char *task_id;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop;
+    atomic_bool lost; /* the job ended without this trainer (its lease had expired) */
+} job_lease;
+
+static void *job_lease_renew(void *arg) {
+    job_lease *l = arg;
+    pthread_mutex_lock(&l->lock);
+    while (!l->stop) {
+        if (cml_state_job_heartbeat(l->state, l->task_id, (int64_t)time(NULL) + CML_JOB_LEASE_S) ==
+            CML_ERR_NOT_FOUND)
+            atomic_store(&l->lost, true);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += CML_JOB_HEARTBEAT_S;
+        while (!l->stop && pthread_cond_timedwait(&l->wake, &l->lock, &until) != ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return NULL;
+}
+
+static void job_lease_start(job_lease *l, cml_state *state, const char *task_id) {
+    l->state = state;
+    l->task_id = task_id;
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->wake, NULL);
+    l->started = pthread_create(&l->thread, NULL, job_lease_renew, l) == 0;
+}
+
+/* Stops the renewals (before the job's end is recorded); a lease never started is a no-op. */
+static void job_lease_stop(job_lease *l) {
+    if (!l->started)
+        return;
+    pthread_mutex_lock(&l->lock);
+    l->stop = true;
+    pthread_cond_signal(&l->wake);
+    pthread_mutex_unlock(&l->lock);
+    pthread_join(l->thread, NULL);
+    l->started = false;
+    pthread_cond_destroy(&l->wake);
+    pthread_mutex_destroy(&l->lock);
+}
+
 /* train --upload: the saved version and its data go to the blob store; the pointer moves. */
 static cml_err train_upload(const cli_args *a, const char *path, const char *data, size_t rows,
                             cml_blob_publish_result *r, cml_diag *diag) {
@@ -173,6 +231,7 @@ int cmd_train(int argc, char **argv) {
         o.cv_folds = (size_t)a.folds;
     cli_progress prog;
     job_progress jp = {.task_id = a.job};
+    job_lease lease = {0};
     cli_progress_init(&prog, stderr);
     o.progress = cli_progress_update;
     o.progress_ctx = &prog;
@@ -184,8 +243,12 @@ int cmd_train(int argc, char **argv) {
         }
         o.progress = job_progress_update;
         o.progress_ctx = &jp;
+        job_lease_start(&lease, jp.state, a.job);
     }
     err = cml_train(ds, &o, &m, &report, &diag);
+    /* A job already failed by a reaper does not publish a version behind its back. */
+    if (err == CML_OK && atomic_load(&lease.lost))
+        err = cml_diag_set(&diag, CML_ERR_TRAIN, "the job's lease expired during training");
     if (a.job == NULL)
         cli_progress_finish(&prog);
     char path[PATH_MAX];
@@ -205,6 +268,7 @@ int cmd_train(int argc, char **argv) {
             cml_local_store_remove(out, cml_model_type_name(type), m->version);
     }
     if (a.job != NULL) {
+        job_lease_stop(&lease);
         cml_state_job_finish(jp.state, a.job, err == CML_OK ? CML_JOB_COMPLETED : CML_JOB_FAILED,
                              err == CML_OK ? NULL : (diag.msg[0] ? diag.msg : cml_strerror(err)),
                              err == CML_OK ? m->version : NULL);
@@ -242,6 +306,7 @@ int cmd_train(int argc, char **argv) {
             goto done;
     rc = EXIT_SUCCESS;
 done:
+    job_lease_stop(&lease);
     cml_dataset_free(non_questions);
     cml_train_report_release(&report);
     cml_model_release(m);

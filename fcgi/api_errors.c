@@ -22,6 +22,8 @@ const api_error_info api_errors[API_ERR__MAX] = {
       NULL),
     E(API_ERR_INTERNAL, HTTP_INTERNAL_ERROR, "internal_error",
       "An internal fault stopped this request.", NULL),
+    E(API_ERR_BUSY, HTTP_SERVICE_UNAVAILABLE, "server_busy",
+      "Every thread for large requests is busy; retry in a moment.", "Retry-After: 1"),
 
     E(API_ERR_MISSING_BODY, HTTP_BAD_REQUEST, "missing_body", "The request needs a JSON body.",
       NULL),

@@ -32,6 +32,7 @@ typedef enum api_error {
     API_ERR_PAYLOAD_TOO_LARGE, /* long long: the limit */
     API_ERR_BODY_UNREADABLE,
     API_ERR_INTERNAL,
+    API_ERR_BUSY,
     /* Bodies and fields (request parsing). */
     API_ERR_MISSING_BODY,
     API_ERR_UNSUPPORTED_MEDIA_TYPE,

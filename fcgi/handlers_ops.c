@@ -43,6 +43,7 @@ handler_result handle_health(service *svc, http_req *r, const route_args *args) 
                          : (!reachable || missing) ? "degraded"
                                                    : "healthy";
     cml_job job;
+    service_reap_jobs(svc);
     bool training =
         cml_state_job_latest(svc->state, &job) == CML_OK && job.status == CML_JOB_RUNNING;
 

@@ -196,6 +196,7 @@ static json_object *job_json(const cml_job *j) {
 handler_result handle_training_status(service *svc, http_req *r, const route_args *args) {
     const char *task_id = args->param;
     cml_job job;
+    service_reap_jobs(svc); /* the status follows the trainer, whoever started it */
     cml_err err = task_id ? cml_state_job_get(svc->state, task_id, &job)
                           : cml_state_job_latest(svc->state, &job);
     if (err == CML_ERR_NOT_FOUND && task_id) {

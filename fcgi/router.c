@@ -2,6 +2,7 @@
 
 #include "router.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -11,7 +12,8 @@
 #include "ops/prom.h"
 
 enum { GET = 1, POST = 2 };
-enum { ROUTE_ADMIN = 1, ROUTE_BODY = 2, ROUTE_QUERY_TEXT = 4 };
+/* ROUTE_HEAVY: a request that may hold a thread for long (a batch, a transcript). */
+enum { ROUTE_ADMIN = 1, ROUTE_BODY = 2, ROUTE_QUERY_TEXT = 4, ROUTE_HEAVY = 8 };
 enum { ACTIVE = 0, CLASSIC = CML_MODEL_CLASSIC, ENSEMBLE = CML_MODEL_ENSEMBLE };
 
 typedef struct route {
@@ -39,9 +41,10 @@ static const route routes[] = {
     {POST, "/classify_response", handle_classify_client, ROUTE_BODY, CLASSIC},
     {POST, "/api/v2/classify/ensemble", handle_classify_client, ROUTE_BODY, ENSEMBLE},
     {POST, "/api/v1/classify/response", handle_classify_client, ROUTE_BODY, ENSEMBLE},
-    {POST, "/api/v1/classify/batch", handle_batch, ROUTE_BODY, CLASSIC},
-    {POST, "/api/v2/classify/batch", handle_batch, ROUTE_BODY, ENSEMBLE},
-    {POST, "/api/v1/transcripts/analyze", handle_transcripts_analyze, 0, ACTIVE}, /* own limit */
+    {POST, "/api/v1/classify/batch", handle_batch, ROUTE_BODY | ROUTE_HEAVY, CLASSIC},
+    {POST, "/api/v2/classify/batch", handle_batch, ROUTE_BODY | ROUTE_HEAVY, ENSEMBLE},
+    {POST, "/api/v1/transcripts/analyze", handle_transcripts_analyze, ROUTE_HEAVY,
+     ACTIVE}, /* own limit */
     {POST, "/api/feedback", handle_feedback, ROUTE_BODY, ACTIVE},
     {POST, "/save_feedback", handle_feedback, ROUTE_BODY, ACTIVE},
     {GET, "/api/health", handle_health, 0, ACTIVE},
@@ -83,6 +86,21 @@ static bool admin_allowed(const access_policy *access, http_req *r) {
     return ok;
 }
 
+/* Heavy requests this worker process serves now. */
+static atomic_int heavy_running;
+
+bool router_heavy_enter(long long threads) {
+    int slots = threads > 1 ? (int)(threads - 1) : 1;
+    int n = atomic_load(&heavy_running);
+    do {
+        if (n >= slots)
+            return false;
+    } while (!atomic_compare_exchange_weak(&heavy_running, &n, n + 1));
+    return true;
+}
+
+void router_heavy_leave(void) { atomic_fetch_sub(&heavy_running, 1); }
+
 static void preflight(const access_policy *access, http_req *r, int methods, bool admin) {
     char allow[256];
     r->cors_allowed = access_origin_allowed(access, r->origin, admin);
@@ -98,6 +116,8 @@ static void preflight(const access_policy *access, http_req *r, int methods, boo
         methods & GET ? "GET, " : "", methods & POST ? "POST, " : "");
     http_send_raw(r, HTTP_NO_CONTENT, NULL, NULL, 0, allow);
 }
+
+static void serve_route(service *svc, http_req *r, const route *hit, const char *param);
 
 static void dispatch(service *svc, const access_policy *access, http_req *r) {
     int method = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD") ? GET
@@ -146,6 +166,18 @@ static void dispatch(service *svc, const access_policy *access, http_req *r) {
     r->cors_allowed = access_origin_allowed(access, r->origin, hit->flags & ROUTE_ADMIN);
     if ((hit->flags & ROUTE_ADMIN) && !admin_allowed(access, r))
         return;
+    /* Refused before its body is read: a refusal costs the thread next to nothing. */
+    if ((hit->flags & ROUTE_HEAVY) && !router_heavy_enter(svc->cfg.threads)) {
+        http_send_api_error(r, API_ERR_BUSY);
+        return;
+    }
+    serve_route(svc, r, hit, param);
+    if (hit->flags & ROUTE_HEAVY)
+        router_heavy_leave();
+}
+
+/* Reads the body a route takes and runs its handler. */
+static void serve_route(service *svc, http_req *r, const route *hit, const char *param) {
     if ((hit->flags & ROUTE_BODY) && r->content_length != 0 &&
         !http_read_body(r, svc->cfg.max_body_bytes)) {
         if (r->body_too_large) {

@@ -24,7 +24,31 @@ void service_record_model(service *svc, const cml_model *m, bool local, bool blo
     cml_catalog_record(svc->state, m, local, blob);
 }
 
-static bool process_alive(int64_t pid) { return kill((pid_t)pid, 0) == 0 || errno == EPERM; }
+/*
+ * Whether a trainer still runs. A zombie whose parent lives is left to that parent's watcher,
+ * which records the precise end first; an orphaned zombie (parent init, which may never reap it
+ * in a container) is dead. Anything else the lease catches.
+ */
+static bool process_alive(int64_t pid) {
+    if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
+        return false;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return true; /* no /proc: kill's answer stands */
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char state = 0;
+    long long ppid = 0;
+    const char *paren = strrchr(buf, ')'); /* the state and parent follow the command name */
+    if (paren == NULL || sscanf(paren + 1, " %c %lld", &state, &ppid) != 2)
+        return true;
+    return !((state == 'Z' || state == 'X') && ppid <= 1);
+}
+
+void service_reap_jobs(service *svc) { cml_state_jobs_reap(svc->state, process_alive); }
 
 /* Trains a model of type t on the configured data and stores it as the latest version. */
 static cml_err train_default(service *svc, cml_model_type t, cml_diag *diag) {
@@ -197,7 +221,7 @@ cml_err service_start(service *svc, cml_diag *diag) {
             diag, CML_ERR_CONFIG,
             "model_type: this build cannot serve '%s' (built without XGBoost or FANN)",
             cml_model_type_name(wanted));
-    cml_state_jobs_reap(svc->state, process_alive);
+    service_reap_jobs(svc);
     if ((err = storage_open(&svc->storage, diag)) != CML_OK)
         return err;
     storage_pull_models(&svc->storage); /* what the blob store has, the cache gets first */

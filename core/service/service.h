@@ -115,6 +115,9 @@ typedef struct service_retrain_job {
 cml_err service_start_retrain(service *svc, const service_retrain_data *req, const cml_dataset *ds,
                               service_retrain_job *out, cml_diag *diag);
 
+/* Fails running jobs whose trainer is gone or stopped renewing its lease (any worker may). */
+void service_reap_jobs(service *svc);
+
 /* --- comparison ------------------------------------------------------------------ */
 
 /* One type's figures: its history entry of the running version (else the newest). */

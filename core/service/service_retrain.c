@@ -147,6 +147,7 @@ cml_err service_start_retrain(service *svc, const service_retrain_data *req, con
     snprintf(job.model_type, sizeof job.model_type, "%s", type_name);
     snprintf(job.current_task, sizeof job.current_task, "queued");
     job.start_time = (int64_t)time(NULL);
+    service_reap_jobs(svc); /* a job whose trainer died does not block this one */
     err = cml_state_job_start(svc->state, &job);
     if (err == CML_ERR_CONFLICT) {
         unlink(path);

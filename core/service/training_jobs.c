@@ -50,12 +50,15 @@ void training_job_clean_cache(const char *cache_dir, pid_t pid) {
 
 static void *watch_job(void *arg) {
     watch *w = arg;
-    int status = 0;
     time_t deadline = time(NULL) + (time_t)w->svc->cfg.training_timeout;
     bool timed_out = false;
+    siginfo_t info;
+    /* WNOWAIT: the trainer stays a zombie until its end is recorded, so a reaper elsewhere
+     * (which takes a zombie with a living parent for alive) never writes a vaguer reason. */
     for (;;) {
-        pid_t got = waitpid(w->pid, &status, WNOHANG);
-        if (got == w->pid || (got < 0 && errno != EINTR))
+        memset(&info, 0, sizeof info);
+        int rc = waitid(P_PID, (id_t)w->pid, &info, WEXITED | WNOHANG | WNOWAIT);
+        if ((rc == 0 && info.si_pid == w->pid) || (rc < 0 && errno != EINTR))
             break;
         if (!timed_out && time(NULL) > deadline) {
             kill(w->pid, SIGKILL);
@@ -68,15 +71,18 @@ static void *watch_job(void *arg) {
     if (timed_out)
         snprintf(reason, sizeof reason, "the job ran past the %lld s time limit and was stopped",
                  (long long)w->svc->cfg.training_timeout);
-    else if (WIFSIGNALED(status))
+    else if (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED)
         snprintf(reason, sizeof reason, "the training process was killed by signal %d",
-                 WTERMSIG(status));
-    else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+                 info.si_status);
+    else if (info.si_code == CLD_EXITED && info.si_status != 0)
         snprintf(reason, sizeof reason, "the training process failed (exit status %d)",
-                 WEXITSTATUS(status));
+                 info.si_status);
     /* A no-op when the trainer already reported its own end. */
     if (reason[0])
         cml_state_job_finish(w->svc->state, w->task_id, CML_JOB_FAILED, reason, NULL);
+    int status;
+    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+        ;
     training_job_clean_cache(w->svc->cfg.model_cache_dir, w->pid);
     unlink(w->data_path);
     cml_job job;

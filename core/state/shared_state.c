@@ -29,7 +29,7 @@ static const char *const schema =
     "CREATE TABLE IF NOT EXISTS training_jobs ("
     "  task_id TEXT PRIMARY KEY, model_type TEXT NOT NULL, status TEXT NOT NULL,"
     "  progress REAL NOT NULL DEFAULT 0, current_task TEXT, start_time INTEGER NOT NULL,"
-    "  finished_at INTEGER, error TEXT, version TEXT, pid INTEGER);"
+    "  finished_at INTEGER, error TEXT, version TEXT, pid INTEGER, lease_until INTEGER);"
     "CREATE TABLE IF NOT EXISTS history ("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT, model_type TEXT NOT NULL,"
     "  version TEXT NOT NULL, timestamp INTEGER NOT NULL, metrics TEXT, training_time REAL,"
@@ -57,6 +57,16 @@ static const char *const added_columns[] = {
 
 static cml_err state_db_error(cml_state *st, cml_diag *diag, const char *what) {
     return cml_diag_set(diag, CML_ERR_IO, "state database: %s: %s", what, sqlite3_errmsg(st->db));
+}
+
+/* A state written before jobs had leases gets the column (its running jobs then have none). */
+static bool state_add_lease_column(cml_state *st) {
+    sqlite3_stmt *s = state_prep(st, "SELECT 1 FROM pragma_table_info('training_jobs')"
+                                     " WHERE name = 'lease_until'");
+    bool has = s && sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return has || sqlite3_exec(st->db, "ALTER TABLE training_jobs ADD COLUMN lease_until INTEGER",
+                               NULL, NULL, NULL) == SQLITE_OK;
 }
 
 cml_err cml_state_open(const char *dir, cml_state **out, cml_diag *diag) {
@@ -97,7 +107,8 @@ cml_err cml_state_open(const char *dir, cml_state **out, cml_diag *diag) {
     /* WAL lets readers in other processes run beside a writer; FULL syncs each commit. */
     if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
                      NULL) != SQLITE_OK ||
-        sqlite3_exec(st->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(st->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+        !state_add_lease_column(st)) {
         err = state_db_error(st, diag, "schema");
         goto done;
     }

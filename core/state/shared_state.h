@@ -105,8 +105,20 @@ typedef struct cml_job {
     int64_t pid;
 } cml_job;
 
-/* Creates a running job unless one runs already (CML_ERR_CONFLICT). */
+/*
+ * A running job holds a lease in the shared state: whoever started it, its state follows its
+ * trainer. The trainer renews the lease every CML_JOB_HEARTBEAT_S to CML_JOB_LEASE_S ahead; a
+ * new job's first lease (CML_JOB_START_LEASE_S) covers the trainer's start. Any process that
+ * reaps (cml_state_jobs_reap) fails a job whose lease expired or whose process is gone.
+ */
+#define CML_JOB_HEARTBEAT_S 1
+#define CML_JOB_LEASE_S 6
+#define CML_JOB_START_LEASE_S 30
+
+/* Creates a running job unless one runs already (CML_ERR_CONFLICT); leased from start_time. */
 cml_err cml_state_job_start(cml_state *st, const cml_job *job);
+/* Renews a running job's lease to lease_until (unix seconds); CML_ERR_NOT_FOUND once it ended. */
+cml_err cml_state_job_heartbeat(cml_state *st, const char *task_id, int64_t lease_until);
 cml_err cml_state_job_progress(cml_state *st, const char *task_id, double progress,
                                const char *step, int64_t pid);
 /* Ends a running job: CML_JOB_COMPLETED or CML_JOB_FAILED. */
@@ -115,7 +127,7 @@ cml_err cml_state_job_finish(cml_state *st, const char *task_id, cml_job_status 
 /* The latest job, or CML_ERR_NOT_FOUND. */
 cml_err cml_state_job_latest(cml_state *st, cml_job *out);
 cml_err cml_state_job_get(cml_state *st, const char *task_id, cml_job *out);
-/* Marks jobs still "running" whose process is gone as failed (after a crash or restart). */
+/* Marks jobs still "running" whose lease expired or whose process is gone as failed. */
 cml_err cml_state_jobs_reap(cml_state *st, bool (*alive)(int64_t pid));
 
 typedef struct cml_history_entry {

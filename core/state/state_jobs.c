@@ -25,7 +25,7 @@ cml_err cml_state_job_start(cml_state *st, const cml_job *job) {
     }
     s = state_prep(st,
                    "INSERT INTO training_jobs (task_id, model_type, status, progress, current_task,"
-                   " start_time, pid) VALUES (?, ?, 'running', 0, ?, ?, ?)");
+                   " start_time, pid, lease_until) VALUES (?, ?, 'running', 0, ?, ?, ?, ?)");
     if (s == NULL) {
         err = CML_ERR_IO;
         goto rollback;
@@ -35,6 +35,7 @@ cml_err cml_state_job_start(cml_state *st, const cml_job *job) {
     sqlite3_bind_text(s, 3, job->current_task, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, job->start_time);
     sqlite3_bind_int64(s, 5, job->pid);
+    sqlite3_bind_int64(s, 6, job->start_time + CML_JOB_START_LEASE_S);
     if (sqlite3_step(s) != SQLITE_DONE ||
         sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         err = CML_ERR_IO;
@@ -78,6 +79,14 @@ cml_err cml_state_job_progress(cml_state *st, const char *task_id, double progre
         " pid = CASE WHEN ?6 > 0 THEN ?6 ELSE pid END"
         " WHERE task_id = ?1 AND status = 'running' AND ?4 IS NULL AND ?5 IS NULL",
         task_id, progress, step, NULL, NULL, pid);
+}
+
+cml_err cml_state_job_heartbeat(cml_state *st, const char *task_id, int64_t lease_until) {
+    return exec_job_update(st,
+                           "UPDATE training_jobs SET lease_until = ?6 WHERE task_id = ?1 AND"
+                           " status = 'running' AND ?2 >= 0 AND ?3 IS NULL AND ?4 IS NULL AND"
+                           " ?5 IS NULL",
+                           task_id, 0, NULL, NULL, NULL, lease_until);
 }
 
 static const char *const job_status_names[CML_JOB__MAX] = {
@@ -157,25 +166,33 @@ cml_err cml_state_job_get(cml_state *st, const char *task_id, cml_job *out) {
 
 cml_err cml_state_jobs_reap(cml_state *st, bool (*alive)(int64_t pid)) {
     char ids[16][40];
-    int64_t pids[16];
+    int64_t pids[16], started[16], lease[16];
     size_t n = 0;
     pthread_mutex_lock(&st->lock);
-    int64_t started[16];
-    sqlite3_stmt *s = state_prep(
-        st, "SELECT task_id, pid, start_time FROM training_jobs WHERE status = 'running'");
+    sqlite3_stmt *s = state_prep(st, "SELECT task_id, pid, start_time, lease_until"
+                                     " FROM training_jobs WHERE status = 'running'");
     while (s && n < 16 && sqlite3_step(s) == SQLITE_ROW) {
         state_copy_col(ids[n], sizeof ids[n], s, 0);
         pids[n] = sqlite3_column_int64(s, 1);
         started[n] = sqlite3_column_int64(s, 2);
+        /* A job from before leases: its start is its lease. */
+        lease[n] = sqlite3_column_type(s, 3) == SQLITE_NULL ? started[n] + CML_JOB_START_LEASE_S
+                                                            : sqlite3_column_int64(s, 3);
         n++;
     }
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->lock);
-    /* A job not yet given its pid is being started right now: only an old one is stale. */
-    for (size_t i = 0; i < n; i++)
-        if ((pids[i] <= 0 && time(NULL) - started[i] > 60) || (pids[i] > 0 && !alive(pids[i])))
-            cml_state_job_finish(st, ids[i], CML_JOB_FAILED,
-                                 "the training process ended without reporting (crash or restart)",
-                                 NULL);
+    int64_t now = (int64_t)time(NULL);
+    for (size_t i = 0; i < n; i++) {
+        /* The pid is checked first, so a job without a trainer fails without waiting for its
+         * lease; the lease catches the rest (a zombie, another machine, a hung trainer). */
+        const char *why = NULL;
+        if (pids[i] > 0 && !alive(pids[i]))
+            why = "the training process ended without reporting (crash or restart)";
+        else if (now > lease[i])
+            why = "the training process stopped renewing its lease (killed, hung or lost)";
+        if (why)
+            cml_state_job_finish(st, ids[i], CML_JOB_FAILED, why, NULL);
+    }
     return CML_OK;
 }

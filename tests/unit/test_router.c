@@ -181,6 +181,55 @@ START_TEST(test_body_limit) {
 }
 END_TEST
 
+/* The error code of one request to path with body (buf is the caller's). */
+static const char *error_of(const char *path, const char *body, char *buf, size_t cap) {
+    fake_request f;
+    fake_request_init(&f, "POST", path, body);
+    ck_assert_int_eq(harness_serve(&f), 503);
+    harness_error(&f, buf, cap);
+    fake_request_free(&f);
+    return buf;
+}
+
+START_TEST(test_heavy_requests_leave_a_thread_for_short_ones) {
+    /* This service has no model: a request the gate lets through is 503 model_unavailable, a
+     * refused one 503 server_busy, before its body is read. */
+    char buf[64], ra[16];
+    const char *batch = "{\"questions\":[\"What do you see?\"]}";
+    const char *one = "{\"text\":\"What do you see?\"}";
+    harness_svc.cfg.threads = 4;
+    ck_assert_str_eq(error_of("/api/v1/classify/batch", batch, buf, sizeof buf),
+                     "model_unavailable");
+    /* Three heavy requests in progress hold every slot but one thread's. */
+    for (int i = 0; i < 3; i++)
+        ck_assert(router_heavy_enter(harness_svc.cfg.threads));
+    ck_assert(!router_heavy_enter(harness_svc.cfg.threads));
+    fake_request f;
+    fake_request_init(&f, "POST", "/api/v2/classify/batch", batch);
+    ck_assert_int_eq(harness_serve(&f), 503);
+    ck_assert_str_eq(harness_error(&f, buf, sizeof buf), "server_busy");
+    ck_assert_str_eq(fake_header(&f, "Retry-After", ra, sizeof ra), "1");
+    fake_request_free(&f);
+    ck_assert_str_eq(error_of("/api/v1/transcripts/analyze", "WEBVTT\n", buf, sizeof buf),
+                     "server_busy");
+    /* A single classify still reaches its handler. */
+    ck_assert_str_eq(error_of("/api/v1/models/classify", one, buf, sizeof buf),
+                     "model_unavailable");
+    router_heavy_leave();
+    ck_assert_str_eq(error_of("/api/v1/classify/batch", batch, buf, sizeof buf),
+                     "model_unavailable");
+    router_heavy_leave();
+    router_heavy_leave();
+    /* One thread: one heavy request at a time, as there is no other thread to keep. */
+    harness_svc.cfg.threads = 1;
+    ck_assert(router_heavy_enter(harness_svc.cfg.threads));
+    ck_assert_str_eq(error_of("/api/v1/classify/batch", batch, buf, sizeof buf), "server_busy");
+    router_heavy_leave();
+    ck_assert_str_eq(error_of("/api/v1/classify/batch", batch, buf, sizeof buf),
+                     "model_unavailable");
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("router");
     TCase *tc = tcase_create("router");
@@ -196,6 +245,7 @@ int main(void) {
     tcase_add_test(tc, test_cors);
     tcase_add_test(tc, test_no_cors_without_origins);
     tcase_add_test(tc, test_body_limit);
+    tcase_add_test(tc, test_heavy_requests_leave_a_thread_for_short_ones);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }

@@ -505,11 +505,17 @@ static bool alive(int64_t pid) {
     return alive_answer;
 }
 
-/* Starts one job, reaps with alive() answering `answer`, returns its status afterwards. */
-static void reap_one(int64_t age, int64_t pid, bool answer, cml_job *got) {
+enum { NO_HEARTBEAT = -1000000 };
+
+/* Starts one job `age` s ago, renews its lease to now + `lease` s (unless NO_HEARTBEAT), reaps
+ * with alive() answering `answer`; got is its status afterwards. */
+static void reap_one(int64_t age, int64_t pid, int64_t lease, bool answer, cml_job *got) {
     cml_state *st = open_state();
-    cml_job a = job("task-a", (int64_t)time(NULL) - age, pid);
+    int64_t now = (int64_t)time(NULL);
+    cml_job a = job("task-a", now - age, pid);
     ck_assert_int_eq(cml_state_job_start(st, &a), CML_OK);
+    if (lease != NO_HEARTBEAT)
+        ck_assert_int_eq(cml_state_job_heartbeat(st, "task-a", now + lease), CML_OK);
     alive_calls = 0;
     alive_pid = 0;
     alive_answer = answer;
@@ -520,7 +526,8 @@ static void reap_one(int64_t age, int64_t pid, bool answer, cml_job *got) {
 
 START_TEST(test_reap_job_of_dead_process) {
     cml_job got;
-    reap_one(5, 4242, false, &got);
+    /* Its lease still runs: a trainer known gone does not wait for it. */
+    reap_one(5, 4242, CML_JOB_LEASE_S, false, &got);
     ck_assert_int_eq(alive_calls, 1);
     ck_assert_int_eq(alive_pid, 4242);
     ck_assert_int_eq(got.status, CML_JOB_FAILED);
@@ -529,17 +536,41 @@ START_TEST(test_reap_job_of_dead_process) {
 }
 END_TEST
 
-START_TEST(test_reap_spares_live_process) {
+START_TEST(test_reap_spares_live_process_renewing_its_lease) {
     cml_job got;
-    reap_one(5000, 4242, true, &got);
+    reap_one(5000, 4242, CML_JOB_LEASE_S, true, &got);
     ck_assert_int_eq(alive_calls, 1);
     ck_assert_int_eq(got.status, CML_JOB_RUNNING);
 }
 END_TEST
 
+START_TEST(test_reap_expired_lease_of_live_pid) {
+    /* The pid answers (a zombie nobody reaps, a reused pid, a trainer on another machine) but the
+     * lease was last renewed 2 s ago for a moment already past: the job is failed. */
+    cml_job got;
+    reap_one(60, 4242, -2, true, &got);
+    ck_assert_int_eq(alive_calls, 1);
+    ck_assert_int_eq(got.status, CML_JOB_FAILED);
+    ck_assert_ptr_nonnull(strstr(got.error, "lease"));
+}
+END_TEST
+
+START_TEST(test_reap_first_lease_covers_the_trainer_start) {
+    cml_job got;
+    /* Never renewed, started CML_JOB_START_LEASE_S - 1 s ago, with a live pid: still running. */
+    reap_one(CML_JOB_START_LEASE_S - 1, 4242, NO_HEARTBEAT, true, &got);
+    ck_assert_int_eq(got.status, CML_JOB_RUNNING);
+    teardown();
+    setup();
+    /* One past the first lease without a renewal: failed although its pid answers. */
+    reap_one(CML_JOB_START_LEASE_S + 2, 4242, NO_HEARTBEAT, true, &got);
+    ck_assert_int_eq(got.status, CML_JOB_FAILED);
+}
+END_TEST
+
 START_TEST(test_reap_spares_job_just_started_without_pid) {
     cml_job got;
-    reap_one(5, 0, false, &got);
+    reap_one(5, 0, NO_HEARTBEAT, false, &got);
     ck_assert_int_eq(alive_calls, 0);
     ck_assert_int_eq(got.status, CML_JOB_RUNNING);
 }
@@ -547,9 +578,53 @@ END_TEST
 
 START_TEST(test_reap_old_job_without_pid) {
     cml_job got;
-    reap_one(120, 0, true, &got);
+    reap_one(120, 0, NO_HEARTBEAT, true, &got);
     ck_assert_int_eq(alive_calls, 0);
     ck_assert_int_eq(got.status, CML_JOB_FAILED);
+}
+END_TEST
+
+START_TEST(test_heartbeat_of_ended_job_is_refused) {
+    cml_state *st = open_state();
+    int64_t now = (int64_t)time(NULL);
+    cml_job a = job("task-a", now, 0);
+    ck_assert_int_eq(cml_state_job_heartbeat(st, "task-a", now + 5), CML_ERR_NOT_FOUND);
+    ck_assert_int_eq(cml_state_job_start(st, &a), CML_OK);
+    ck_assert_int_eq(cml_state_job_heartbeat(st, "task-a", now + 5), CML_OK);
+    ck_assert_int_eq(cml_state_job_finish(st, "task-a", CML_JOB_FAILED, "reaped", NULL), CML_OK);
+    /* The trainer learns that its job ended without it. */
+    ck_assert_int_eq(cml_state_job_heartbeat(st, "task-a", now + 6), CML_ERR_NOT_FOUND);
+    cml_state_close(st);
+}
+END_TEST
+
+START_TEST(test_state_without_lease_column_is_upgraded) {
+    /* A state written before leases: its running job is reaped once its start is old. */
+    char path[256];
+    mkdir(state_dir, 0755);
+    snprintf(path, sizeof path, "%s/state.sqlite3", state_dir);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db,
+                     "CREATE TABLE training_jobs (task_id TEXT PRIMARY KEY, model_type TEXT NOT "
+                     "NULL, status TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0, current_task "
+                     "TEXT, start_time INTEGER NOT NULL, finished_at INTEGER, error TEXT, version "
+                     "TEXT, pid INTEGER);"
+                     "INSERT INTO training_jobs (task_id, model_type, status, current_task,"
+                     " start_time, pid) VALUES ('old', 'classic', 'running', 'fitting', 1000, 0);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    cml_state *st = open_state();
+    cml_job got;
+    ck_assert_int_eq(cml_state_jobs_reap(st, alive), CML_OK);
+    ck_assert_int_eq(cml_state_job_get(st, "old", &got), CML_OK);
+    ck_assert_int_eq(got.status, CML_JOB_FAILED);
+    cml_job a = job("task-a", (int64_t)time(NULL), 0);
+    ck_assert_int_eq(cml_state_job_start(st, &a), CML_OK);
+    ck_assert_int_eq(cml_state_job_heartbeat(st, "task-a", (int64_t)time(NULL) + 5), CML_OK);
+    cml_state_close(st);
 }
 END_TEST
 
@@ -686,9 +761,13 @@ int main(void) {
     tcase_add_test(jobs, test_job_finish_failed_keeps_progress);
     tcase_add_test(jobs, test_job_latest);
     tcase_add_test(jobs, test_reap_job_of_dead_process);
-    tcase_add_test(jobs, test_reap_spares_live_process);
+    tcase_add_test(jobs, test_reap_spares_live_process_renewing_its_lease);
+    tcase_add_test(jobs, test_reap_expired_lease_of_live_pid);
+    tcase_add_test(jobs, test_reap_first_lease_covers_the_trainer_start);
     tcase_add_test(jobs, test_reap_spares_job_just_started_without_pid);
     tcase_add_test(jobs, test_reap_old_job_without_pid);
+    tcase_add_test(jobs, test_heartbeat_of_ended_job_is_refused);
+    tcase_add_test(jobs, test_state_without_lease_column_is_upgraded);
     suite_add_tcase(s, jobs);
     return unit_run(s);
 }
