@@ -1,0 +1,38 @@
+#!/bin/bash
+# The Open Inference Protocol (v2 REST) routes through each front end installed (lighttpd,
+# Apache), driven by oip_client.py with requests written the way tritonclient.http and
+# KServe's InferRequest.to_rest() write them (JSON and binary tensor data), wrong datatypes
+# and shapes, unknown models and versions, metadata and readiness, the batch limit.
+# Exits 77 when python3, spawn-fcgi or both front ends are missing.
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=service_env.sh
+. "$here/service_env.sh"
+py=${PYTHON3:-python3}
+command -v "$py" >/dev/null 2>&1 || {
+    echo "python3 is not installed"
+    exit 77
+}
+fronts=
+for f in lighttpd apache; do
+    cml_require "$f" >/dev/null && fronts="$fronts $f"
+done
+[ -n "$fronts" ] || {
+    echo "neither lighttpd nor Apache (with spawn-fcgi) is installed"
+    exit 77
+}
+cml_env_init
+cml_prepare_models
+max_batch=8
+fails=0
+for f in $fronts; do
+    cml_stack_start "$f" fork 2 "$(cml_new_state "oip-$f")" MAX_BATCH_SIZE=$max_batch
+    "$py" "$here/oip_client.py" "$CML_PORT" "$f" "$CML_V1" "$CML_V2" "$CML_VE" "$max_batch" ||
+        {
+            fails=$((fails + 1))
+            cml_dump_logs
+        }
+    cml_stack_stop >/dev/null || cml_fail "$f stack did not stop within 10 s of SIGTERM"
+done
+[ "$fails" -eq 0 ] || cml_fail "$fails front end(s) failed the Open Inference Protocol checks"
+echo "Open Inference Protocol: passed through$fronts"
