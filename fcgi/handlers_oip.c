@@ -107,8 +107,9 @@ handler_result handle_oip_model_metadata(service *svc, http_req *r, const route_
         http_send_api_error(r, API_ERR_MODEL_LIST_UNREADABLE);
     } else {
         handlers_note_model(r, m);
-        http_send_json(r, HTTP_OK,
-                       cml_oip_model_metadata(m, versions ? versions[0] : NULL, CML_VERSION_MAX, n));
+        http_send_json(
+            r, HTTP_OK,
+            cml_oip_model_metadata(m, versions ? versions[0] : NULL, CML_VERSION_MAX, n));
     }
     cml_free(versions);
     cml_model_release(m);
@@ -186,8 +187,8 @@ handler_result handle_oip_infer(service *svc, http_req *r, const route_args *arg
     }
     if (!header_length(r, &json_len))
         return HANDLER_DONE;
-    cml_err err = cml_oip_parse_infer(r->body, r->body_len, json_len, (size_t)svc->cfg.max_batch,
-                                      &req, &d);
+    cml_err err =
+        cml_oip_parse_infer(r->body, r->body_len, json_len, (size_t)svc->cfg.max_batch, &req, &d);
     if (err == CML_ERR_NOMEM)
         return HANDLER_FAULT;
     if (err != CML_OK) {

@@ -133,9 +133,8 @@ cml_err cml_model_predict(const cml_model *m, cml_feature_scratch *s, const char
  * text; stops at the first failure and returns it. The prediction is the callee's scratch,
  * valid only during the call.
  */
-cml_err cml_model_predict_each(const cml_model *m, cml_feature_scratch *s,
-                               const char *const *texts, size_t n,
-                               void (*each)(void *ctx, size_t i, const cml_prediction *p),
+cml_err cml_model_predict_each(const cml_model *m, cml_feature_scratch *s, const char *const *texts,
+                               size_t n, void (*each)(void *ctx, size_t i, const cml_prediction *p),
                                void *ctx);
 
 /* Combined probabilities of member probabilities (n_members x n_labels) by the weights. */

@@ -18,7 +18,8 @@ static json_object *parse_object(const char *body, size_t len) {
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     o = json_tokener_parse_ex(tok, body, (int)len);
     if (json_tokener_get_error(tok) != json_tokener_success ||
-        (size_t)json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object)) {
+        (size_t)json_tokener_get_parse_end(tok) != len ||
+        !json_object_is_type(o, json_type_object)) {
         json_object_put(o);
         o = NULL;
     }
@@ -63,7 +64,8 @@ static cml_err flatten(json_object *a, cml_oip_infer *req, size_t cap, int depth
                                 CML_OIP_INPUT, req->n);
         if (req->n >= cap)
             return cml_diag_set(diag, CML_ERR_INVALID,
-                                "input '%s': data holds more elements than its shape", CML_OIP_INPUT);
+                                "input '%s': data holds more elements than its shape",
+                                CML_OIP_INPUT);
         req->texts[req->n++] = s;
     }
     return CML_OK;
@@ -191,9 +193,9 @@ static cml_err parse_outputs(json_object *root, cml_oip_infer *req, cml_diag *di
     req->want_label = req->want_probs = n == 0;
     for (size_t i = 0; i < n; i++) {
         json_object *o = json_object_array_get_idx(outs, i);
-        json_object *name =
-            json_object_is_type(o, json_type_object) ? field(o, "name", json_type_string, &bad)
-                                                     : NULL;
+        json_object *name = json_object_is_type(o, json_type_object)
+                                ? field(o, "name", json_type_string, &bad)
+                                : NULL;
         const char *s = name ? json_object_get_string(name) : "";
         if (strcmp(s, CML_OIP_OUTPUT_LABEL) == 0)
             req->want_label = true;
@@ -290,8 +292,8 @@ static json_object *tensor(const char *name, const char *datatype, const int64_t
     return t;
 }
 
-json_object *cml_oip_infer_response(const cml_model *m, const cml_oip_infer *req,
-                                    const int *labels, const double *probs) {
+json_object *cml_oip_infer_response(const cml_model *m, const cml_oip_infer *req, const int *labels,
+                                    const double *probs) {
     json_object *o = json_object_new_object(), *outs = json_object_new_array();
     json_object_object_add(o, "model_name", json_object_new_string(cml_model_type_name(m->type)));
     json_object_object_add(o, "model_version", json_object_new_string(m->version));

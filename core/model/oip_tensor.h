@@ -50,8 +50,8 @@ void cml_oip_infer_release(cml_oip_infer *req);
  * classified by m: labels[i] the label index and probs[i * m->n_labels + c] the
  * probability of label c for text i. The caller owns the object (json_object_put).
  */
-json_object *cml_oip_infer_response(const cml_model *m, const cml_oip_infer *req,
-                                    const int *labels, const double *probs);
+json_object *cml_oip_infer_response(const cml_model *m, const cml_oip_infer *req, const int *labels,
+                                    const double *probs);
 
 /*
  * Model metadata {name, versions, platform, inputs, outputs} of m (the version described)

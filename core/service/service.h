@@ -35,8 +35,8 @@ typedef struct service {
     _Atomic uint64_t seen_generation;
     _Atomic int active_type; /* cml_model_type */
     int64_t started_at;
-    pthread_mutex_t versions_lock;                 /* guards versions */
-    cml_model *versions[SERVICE_VERSION_CACHE];    /* loaded on demand, most recent first */
+    pthread_mutex_t versions_lock;              /* guards versions */
+    cml_model *versions[SERVICE_VERSION_CACHE]; /* loaded on demand, most recent first */
 } service;
 
 /* Loads models (training the defaults when none exists) and applies the stored selection. */

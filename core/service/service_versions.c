@@ -69,8 +69,8 @@ cml_err service_model_version(service *svc, cml_model_type type, const char *ver
         return cml_diag_set(diag, CML_ERR_FORMAT, "%s", d.msg);
     }
     cml_prom_inc(CML_M_MODEL_LOADS, 1);
-    cml_log(CML_LOG_INFO, "version_loaded_on_demand", "model", cml_model_type_name(type),
-            "version", version, NULL);
+    cml_log(CML_LOG_INFO, "version_loaded_on_demand", "model", cml_model_type_name(type), "version",
+            version, NULL);
     cache_put(svc, m);
     *out = m;
     return CML_OK;

@@ -58,9 +58,10 @@ END_TEST
 START_TEST(test_requested_outputs) {
     cml_oip_infer req;
     cml_diag d = {{0}};
-    const char *body = "{\"inputs\": [{\"name\": \"text\", \"shape\": [1], \"datatype\": \"BYTES\", "
-                       "\"data\": [\"Why?\"]}], \"outputs\": [{\"name\": \"label\", "
-                       "\"parameters\": {\"binary_data\": false}}]}";
+    const char *body =
+        "{\"inputs\": [{\"name\": \"text\", \"shape\": [1], \"datatype\": \"BYTES\", "
+        "\"data\": [\"Why?\"]}], \"outputs\": [{\"name\": \"label\", "
+        "\"parameters\": {\"binary_data\": false}}]}";
     ck_assert_int_eq(parse(body, 10, &req, &d), CML_OK);
     ck_assert(req.want_label && !req.want_probs);
     ck_assert_ptr_null(req.id);
@@ -126,8 +127,8 @@ static size_t binary_body(char *buf, size_t cap, const char *const *texts, size_
     *json_len = at;
     for (size_t i = 0; i < n; i++) {
         uint32_t l = (uint32_t)strlen(texts[i]);
-        unsigned char le[4] = {(unsigned char)l, (unsigned char)(l >> 8),
-                               (unsigned char)(l >> 16), (unsigned char)(l >> 24)};
+        unsigned char le[4] = {(unsigned char)l, (unsigned char)(l >> 8), (unsigned char)(l >> 16),
+                               (unsigned char)(l >> 24)};
         memcpy(buf + at, le, 4);
         memcpy(buf + at + 4, texts[i], l);
         at += 4 + l;
@@ -158,8 +159,9 @@ START_TEST(test_binary_tensor) {
     buf[json_len - 0] = 0; /* first length becomes 0: the rest no longer parses as 3 elements */
     ck_assert_int_eq(cml_oip_parse_infer(buf, len, json_len, 10, &req, &d), CML_ERR_INVALID);
     /* Binary data with no input claiming it. */
-    const char *json = "{\"inputs\": [{\"name\": \"text\", \"shape\": [1], \"datatype\": \"BYTES\", "
-                       "\"data\": [\"x\"]}]}";
+    const char *json =
+        "{\"inputs\": [{\"name\": \"text\", \"shape\": [1], \"datatype\": \"BYTES\", "
+        "\"data\": [\"x\"]}]}";
     snprintf(buf, sizeof buf, "%sXYZ", json);
     ck_assert_int_eq(cml_oip_parse_infer(buf, strlen(buf), strlen(json), 10, &req, &d),
                      CML_ERR_INVALID);
