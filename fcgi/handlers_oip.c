@@ -39,6 +39,10 @@ static bool model_type(http_req *r, const route_args *args, cml_model_type *type
  */
 static cml_model *route_model(service *svc, http_req *r, const route_args *args,
                               cml_model_type type) {
+    if (!service_type_available(type)) {
+        http_send_api_error(r, API_ERR_BUILD_CANNOT_SERVE);
+        return NULL;
+    }
     if (args->param2 == NULL)
         return request_model(r, svc, type);
     cml_model *m = NULL;

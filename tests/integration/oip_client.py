@@ -116,6 +116,15 @@ if VE:
     check(st == 200 and doc["version"] == VE and VE in doc["versions"], f"ensemble: {st} {doc}")
     st, doc, _ = request("GET", "/v2/models/ensemble/ready")
     check(st == 200 and doc["ready"] is True, f"ensemble ready: {st} {doc}")
+else:
+    # A classic-only build names the ensemble but cannot serve it.
+    st, doc, _ = request("GET", "/v2/models/ensemble")
+    assert_error(st, doc, 503, "the ensemble in a classic-only build", "built without")
+    st, doc, _ = post_json("/v2/models/ensemble/infer", {"inputs": [
+        {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["Why?"]}]})
+    assert_error(st, doc, 503, "infer on the ensemble in a classic-only build", "built without")
+    st, doc, _ = request("GET", "/v2/models/ensemble/ready")
+    check(st == 400 and doc == {"name": "ensemble", "ready": False}, f"ensemble ready: {doc}")
 
 # --- unknown model or version: 404 {"error"} ------------------------------------------
 st, doc, _ = request("GET", "/v2/models/resnet50")
