@@ -150,4 +150,10 @@ const api_error_info api_errors[API_ERR__MAX] = {
     E(API_ERR_TOO_MANY_QUESTIONS, HTTP_BAD_REQUEST, "too_many_questions", "%s", NULL),
     E(API_ERR_ANALYSIS_FAILED, HTTP_INTERNAL_ERROR, "analysis_failed",
       "The transcript could not be analysed.", NULL),
+
+    E(API_ERR_OIP_UNKNOWN_MODEL, HTTP_NOT_FOUND, "unknown_model",
+      "Unknown model '%.64s'; this service serves 'ensemble' and 'classic'.", NULL),
+    E(API_ERR_OIP_UNKNOWN_VERSION, HTTP_NOT_FOUND, "unknown_version",
+      "Model '%s' has no version '%.64s' in the model store.", NULL),
+    E(API_ERR_OIP_INVALID_REQUEST, HTTP_BAD_REQUEST, "invalid_inference_request", "%s.", NULL),
 };

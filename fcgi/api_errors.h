@@ -101,6 +101,10 @@ typedef enum api_error {
     API_ERR_INVALID_TRANSCRIPT, /* const char *: the format; const char *: why */
     API_ERR_TOO_MANY_QUESTIONS, /* const char *: why */
     API_ERR_ANALYSIS_FAILED,
+    /* The Open Inference Protocol (v2 REST): answered as {"error": detail}. */
+    API_ERR_OIP_UNKNOWN_MODEL,   /* const char *: the name */
+    API_ERR_OIP_UNKNOWN_VERSION, /* const char *: the name; const char *: the version */
+    API_ERR_OIP_INVALID_REQUEST, /* const char *: what is wrong */
     API_ERR__MAX
 } api_error;
 

@@ -12,7 +12,8 @@ typedef enum handler_result {
 
 /* What the route table hands a handler besides the request. */
 typedef struct route_args {
-    const char *param;   /* the last segment of a "/{id}" route, or NULL */
+    const char *param;   /* the path segment of a route's first "{...}", or NULL */
+    const char *param2;  /* of its second "{...}", or NULL */
     cml_model_type type; /* the model type the route serves, or 0 for the active one */
     bool query_text;     /* the text may come as ?text= when there is no body */
 } route_args;
@@ -26,6 +27,9 @@ void handlers_thread_release(void);
 void handlers_after_answer(service *svc);
 /* The calling request thread's feature scratch, made on first use; NULL on OOM. */
 cml_feature_scratch *handlers_scratch(void);
+
+/* Notes the model that answered, for the log line and the metrics. */
+void handlers_note_model(http_req *r, const cml_model *m);
 
 /* Classification (handlers_classify.c). */
 handler_result handle_classify_v1(service *svc, http_req *r, const route_args *args);
@@ -43,6 +47,13 @@ handler_result handle_health(service *svc, http_req *r, const route_args *args);
 handler_result handle_ready(service *svc, http_req *r, const route_args *args);
 handler_result handle_metrics(service *svc, http_req *r, const route_args *args);
 handler_result handle_openapi(service *svc, http_req *r, const route_args *args);
+/* The Open Inference Protocol, v2 REST (handlers_oip.c). */
+handler_result handle_oip_live(service *svc, http_req *r, const route_args *args);
+handler_result handle_oip_server_ready(service *svc, http_req *r, const route_args *args);
+handler_result handle_oip_server_metadata(service *svc, http_req *r, const route_args *args);
+handler_result handle_oip_model_metadata(service *svc, http_req *r, const route_args *args);
+handler_result handle_oip_model_ready(service *svc, http_req *r, const route_args *args);
+handler_result handle_oip_infer(service *svc, http_req *r, const route_args *args);
 /* Training and evaluation (handlers_training.c). */
 handler_result handle_retrain(service *svc, http_req *r, const route_args *args);
 handler_result handle_training_status(service *svc, http_req *r, const route_args *args);

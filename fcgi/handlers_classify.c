@@ -78,7 +78,7 @@ static bool predict(http_req *r, const cml_model *m, const char *text, cml_predi
     return true;
 }
 
-static void note_model(http_req *r, const cml_model *m) {
+void handlers_note_model(http_req *r, const cml_model *m) {
     r->model = cml_model_type_name(m->type);
     snprintf(r->version, sizeof r->version, "%s", m->version);
 }
@@ -132,7 +132,7 @@ handler_result handle_classify_v1(service *svc, http_req *r, const route_args *a
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (predict(r, m, text, &p)) {
         double ms = now_ms_since(&t0);
-        note_model(r, m);
+        handlers_note_model(r, m);
         json_object *o = json_object_new_object();
         json_object_object_add(o, "classification", json_object_new_string(m->labels[p.label]));
         json_object_object_add(o, "confidence", json_object_new_double(p.confidence));
@@ -246,7 +246,7 @@ handler_result handle_classify_client(service *svc, http_req *r, const route_arg
         cml_prediction p;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         if (predict(r, m, text, &p)) {
-            note_model(r, m);
+            handlers_note_model(r, m);
             http_send_json(r, HTTP_OK, client_answer(m, &p, text, now_ms_since(&t0), true));
             defer(m, &p, text, 0);
         }
@@ -254,6 +254,18 @@ handler_result handle_classify_client(service *svc, http_req *r, const route_arg
     }
     json_object_put(body);
     return HANDLER_DONE;
+}
+
+/* What a batch's predictions are collected into: one client answer per text. */
+typedef struct batch_ctx {
+    const cml_model *m;
+    const char **texts;
+    json_object *results;
+} batch_ctx;
+
+static void batch_result(void *ctx, size_t i, const cml_prediction *p) {
+    batch_ctx *b = ctx;
+    json_object_array_add(b->results, client_answer(b->m, p, b->texts[i], -1, false));
 }
 
 handler_result handle_batch(service *svc, http_req *r, const route_args *args) {
@@ -289,31 +301,31 @@ handler_result handle_batch(service *svc, http_req *r, const route_args *args) {
         }
     }
     cml_model *m = bad ? NULL : request_model(r, svc, type);
-    if (m != NULL) {
-        json_object *results = json_object_new_array();
-        bool ok = true;
-        for (size_t i = 0; i < n && ok; i++) {
-            const char *text = json_object_get_string(json_object_array_get_idx(qs, i));
-            cml_prediction p;
-            ok = predict(r, m, text, &p);
-            if (ok)
-                json_object_array_add(results, client_answer(m, &p, text, -1, false));
-        }
-        if (ok) {
-            note_model(r, m);
+    const char **texts = m ? cml_calloc(n, sizeof *texts) : NULL;
+    if (m != NULL && texts == NULL)
+        http_send_api_error(r, API_ERR_PREDICTION_FAILED);
+    if (texts != NULL) {
+        for (size_t i = 0; i < n; i++)
+            texts[i] = json_object_get_string(json_object_array_get_idx(qs, i));
+        batch_ctx ctx = {m, texts, json_object_new_array()};
+        cml_feature_scratch *s = handlers_scratch();
+        if (s == NULL || cml_model_predict_each(m, s, texts, n, batch_result, &ctx) != CML_OK) {
+            http_send_api_error(r, API_ERR_PREDICTION_FAILED);
+            json_object_put(ctx.results);
+        } else {
+            handlers_note_model(r, m);
             json_object *o = json_object_new_object();
-            json_object_object_add(o, "results", results);
+            json_object_object_add(o, "results", ctx.results);
             json_object_object_add(o, "count", json_object_new_int64((int64_t)n));
             json_object_object_add(o, "model",
                                    json_object_new_string(cml_model_type_name(m->type)));
             json_object_object_add(o, "model_version", json_object_new_string(m->version));
             json_object_object_add(o, "batch_size", json_object_new_int64((int64_t)n));
             http_send_json(r, HTTP_OK, o);
-        } else {
-            json_object_put(results);
         }
-        cml_model_release(m);
     }
+    cml_free(texts);
+    cml_model_release(m);
     json_object_put(body);
     return HANDLER_DONE;
 }

@@ -265,8 +265,13 @@ void http_send_json(http_req *r, int status, json_object *obj) {
 static void send_error(http_req *r, int status, const char *code, const char *detail,
                        const char *extra_header) {
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "detail", json_object_new_string(detail));
-    json_object_object_add(o, "error", json_object_new_string(code));
+    if (r->oip_errors) {
+        /* The protocol's error is one string: the sentence, which says more than the code. */
+        json_object_object_add(o, "error", json_object_new_string(detail));
+    } else {
+        json_object_object_add(o, "detail", json_object_new_string(detail));
+        json_object_object_add(o, "error", json_object_new_string(code));
+    }
     size_t len = 0;
     const char *s = json_object_to_json_string_length(
         o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);

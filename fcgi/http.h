@@ -34,6 +34,7 @@ typedef struct http_req {
     const char *model;
     char version[40];
     bool cors_allowed; /* the Origin may read the answer */
+    bool oip_errors;   /* errors as the Open Inference Protocol has them: {"error": detail} */
     struct timespec t0;
 } http_req;
 
@@ -62,6 +63,7 @@ void http_send_json(http_req *r, int status, json_object *obj);
 /*
  * The error answer of a row of the error table ({"detail": ..., "error": code}, the row's
  * status and extra header); the arguments fill the row's detail when it is a format.
+ * With r->oip_errors (the /v2 routes) the body is {"error": detail} instead.
  */
 void http_send_api_error(http_req *r, api_error e, ...);
 /* The same with another extra header ("Name: value"), e.g. the Allow of a 405. */

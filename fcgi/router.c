@@ -18,7 +18,7 @@ enum { ACTIVE = 0, CLASSIC = CML_MODEL_CLASSIC, ENSEMBLE = CML_MODEL_ENSEMBLE };
 
 typedef struct route {
     int method;
-    const char *path; /* a trailing "/{id}" matches one more segment, handed to the handler */
+    const char *path; /* a "{...}" segment matches any one segment, handed to the handler */
     route_handler handler;
     int flags;
     int type; /* the model type the route serves; ACTIVE: the active one (or the body's) */
@@ -51,21 +51,48 @@ static const route routes[] = {
     {GET, "/api/ready", handle_ready, 0, ACTIVE},
     {GET, "/metrics", handle_metrics, 0, ACTIVE},
     {GET, "/api/openapi.json", handle_openapi, 0, ACTIVE},
+    /* The Open Inference Protocol (v2 REST); {name} is the model type, {v} a stored version. */
+    {GET, "/v2/health/live", handle_oip_live, 0, ACTIVE},
+    {GET, "/v2/health/ready", handle_oip_server_ready, 0, ACTIVE},
+    {GET, "/v2", handle_oip_server_metadata, 0, ACTIVE},
+    {GET, "/v2/models/{name}", handle_oip_model_metadata, 0, ACTIVE},
+    {GET, "/v2/models/{name}/versions/{v}", handle_oip_model_metadata, 0, ACTIVE},
+    {GET, "/v2/models/{name}/ready", handle_oip_model_ready, 0, ACTIVE},
+    {GET, "/v2/models/{name}/versions/{v}/ready", handle_oip_model_ready, 0, ACTIVE},
+    {POST, "/v2/models/{name}/infer", handle_oip_infer, ROUTE_BODY, ACTIVE},
+    {POST, "/v2/models/{name}/versions/{v}/infer", handle_oip_infer, ROUTE_BODY, ACTIVE},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
-/* Matches path against a pattern; *param gets the last segment of a "/{id}" pattern. */
-static bool path_matches(const char *pattern, const char *path, const char **param) {
-    size_t pl = strlen(pattern);
-    *param = NULL;
-    if (pl >= 5 && strcmp(pattern + pl - 5, "/{id}") == 0) {
-        size_t base = pl - 4; /* keep the slash */
-        if (strncmp(pattern, path, base) != 0 || path[base] == '\0' || strchr(path + base, '/'))
+#define ROUTE_PARAMS 2
+#define ROUTE_PARAM_MAX 256
+typedef char route_params[ROUTE_PARAMS][ROUTE_PARAM_MAX];
+
+/* Matches path against a pattern segment by segment; each "{...}" segment of the pattern
+   matches one non-empty segment of the path, copied into params in order. */
+static bool path_matches(const char *pattern, const char *path, route_params params) {
+    size_t k = 0;
+    while (*pattern && *path) {
+        if (*pattern != '/' || *path != '/')
             return false;
-        *param = path + base;
-        return true;
+        pattern++, path++;
+        size_t pl = strcspn(pattern, "/"), sl = strcspn(path, "/");
+        if (pl > 0 && pattern[0] == '{') {
+            if (sl == 0 || sl >= ROUTE_PARAM_MAX || k >= ROUTE_PARAMS)
+                return false;
+            memcpy(params[k], path, sl);
+            params[k++][sl] = '\0';
+        } else if (pl != sl || strncmp(pattern, path, pl) != 0) {
+            return false;
+        }
+        pattern += pl, path += sl;
     }
-    return strcmp(pattern, path) == 0;
+    return *pattern == '\0' && *path == '\0';
+}
+
+/* True for a path under /v2, whose errors the Open Inference Protocol shapes. */
+static bool oip_path(const char *path) {
+    return strncmp(path, "/v2", 3) == 0 && (path[3] == '\0' || path[3] == '/');
 }
 
 /* Admin routes: a valid key when one is configured, else a loopback client. */
@@ -124,23 +151,24 @@ static void dispatch(service *svc, const access_policy *access, http_req *r) {
                  : !strcmp(r->method, "POST")                            ? POST
                                                                          : 0;
     const route *hit = NULL;
-    const char *param = NULL;
+    route_params params, p;
     int methods_for_path = 0;
     bool admin_path = false;
+    r->oip_errors = oip_path(r->path);
     if (r->url_invalid) {
         r->route = "invalid_url";
         http_send_api_error(r, API_ERR_INVALID_URL);
         return;
     }
     for (size_t i = 0; i < N_ROUTES; i++) {
-        const char *p;
-        if (!path_matches(routes[i].path, r->path, &p))
+        memset(p, 0, sizeof p);
+        if (!path_matches(routes[i].path, r->path, p))
             continue;
         methods_for_path |= routes[i].method;
         admin_path |= (routes[i].flags & ROUTE_ADMIN) != 0;
         if (routes[i].method == method && hit == NULL) {
             hit = &routes[i];
-            param = p;
+            memcpy(params, p, sizeof params);
         }
     }
     if (methods_for_path == 0) {
@@ -188,7 +216,8 @@ static void serve_route(service *svc, http_req *r, const route *hit, const char 
         return;
     }
     service_sync(svc);
-    route_args args = {.param = param,
+    route_args args = {.param = params[0][0] ? params[0] : NULL,
+                       .param2 = params[1][0] ? params[1] : NULL,
                        .type = (cml_model_type)hit->type,
                        .query_text = (hit->flags & ROUTE_QUERY_TEXT) != 0};
     if (hit->handler(svc, r, &args) != HANDLER_DONE || !r->answered)

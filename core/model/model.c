@@ -176,6 +176,19 @@ static cml_err predict_text(const cml_model *m, cml_feature_scratch *s, const ch
     return CML_OK;
 }
 
+cml_err cml_model_predict_each(const cml_model *m, cml_feature_scratch *s, const char *const *texts,
+                               size_t n, void (*each)(void *ctx, size_t i, const cml_prediction *p),
+                               void *ctx) {
+    cml_prediction p;
+    for (size_t i = 0; i < n; i++) {
+        cml_err err = cml_model_predict(m, s, texts[i], strlen(texts[i]), &p);
+        if (err != CML_OK)
+            return err;
+        each(ctx, i, &p);
+    }
+    return CML_OK;
+}
+
 cml_err cml_model_predict(const cml_model *m, cml_feature_scratch *s, const char *text, size_t len,
                           cml_prediction *out) {
     if (m == NULL || s == NULL || text == NULL || out == NULL)

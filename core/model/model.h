@@ -128,6 +128,15 @@ void cml_model_release(cml_model *m);
 cml_err cml_model_predict(const cml_model *m, cml_feature_scratch *s, const char *text, size_t len,
                           cml_prediction *out);
 
+/*
+ * Classifies texts[0..n) in order (a batch), calling each(ctx, i, prediction) for every
+ * text; stops at the first failure and returns it. The prediction is the callee's scratch,
+ * valid only during the call.
+ */
+cml_err cml_model_predict_each(const cml_model *m, cml_feature_scratch *s, const char *const *texts,
+                               size_t n, void (*each)(void *ctx, size_t i, const cml_prediction *p),
+                               void *ctx);
+
 /* Combined probabilities of member probabilities (n_members x n_labels) by the weights. */
 void cml_model_combine(const cml_model *m, const double *member_probs, double *out);
 

@@ -203,6 +203,7 @@ cml_err service_start(service *svc, cml_diag *diag) {
     char path[4096];
     cml_err err;
     pthread_mutex_init(&svc->sync_lock, NULL);
+    pthread_mutex_init(&svc->versions_lock, NULL);
     svc->started_at = (int64_t)time(NULL);
     if ((err = cml_state_open(svc->cfg.state_dir, &svc->state, diag)) != CML_OK)
         return err;
@@ -242,9 +243,11 @@ cml_err service_start(service *svc, cml_diag *diag) {
 void service_stop(service *svc) {
     service_live_stop(svc);
     storage_stop_thread(&svc->storage);
+    service_versions_release(svc);
     cml_registry_free(svc->registry);
     cml_state_close(svc->state);
     cml_prom_close();
     cml_config_release(&svc->cfg);
     pthread_mutex_destroy(&svc->sync_lock);
+    pthread_mutex_destroy(&svc->versions_lock);
 }

@@ -17,11 +17,15 @@
 #include "learn/dataset.h"
 #include "learn/eval_metrics.h"
 #include "model/model.h"
+#include "model/local_store.h"
 #include "model/model_registry.h"
 #include "ops/service_config.h"
 #include "state/shared_state.h"
 #include "live_comparison.h"
 #include "storage_sync.h"
+
+/* Versions other than the resident ones that one process keeps loaded (service_model_version). */
+#define SERVICE_VERSION_CACHE 2
 
 typedef struct service {
     cml_config cfg;
@@ -37,6 +41,8 @@ typedef struct service {
     bool live_running, live_stop;
     pthread_mutex_t live_lock;
     pthread_cond_t live_cond;
+    pthread_mutex_t versions_lock;              /* guards versions */
+    cml_model *versions[SERVICE_VERSION_CACHE]; /* loaded on demand, most recent first */
 } service;
 
 /* Loads models (training the defaults when none exists) and applies the stored selection. */
@@ -158,5 +164,26 @@ cml_err service_load_version(service *svc, cml_model_type type, const char *vers
  * CML_ERR_NOT_FOUND (no CSV and no held-out split), CML_ERR_DATA (m cannot score the data).
  */
 cml_err service_evaluate(const cml_model *m, const char *csv, cml_metrics *out, cml_diag *diag);
+
+/* --- models by version (the Open Inference Protocol routes) ------------------------ */
+
+/* Versions of a type that the local store holds, newest first; *out is the caller's (cml_free). */
+cml_err service_versions(service *svc, cml_model_type type, char (**out)[CML_VERSION_MAX],
+                         size_t *n);
+
+/*
+ * A reference (the caller releases it) to version of type: the resident model when it is
+ * that version, else the version loaded from the local store on demand, warmed up, and
+ * kept in this process's cache of SERVICE_VERSION_CACHE versions (the least recently used
+ * one dropped; requests holding it finish on it). A version only blob storage holds is not
+ * fetched. Errors: CML_ERR_UNSUPPORTED (this build cannot serve type), CML_ERR_NOT_FOUND
+ * (the store holds no such version), CML_ERR_FORMAT (it could not be loaded or did not
+ * answer its warm-up).
+ */
+cml_err service_model_version(service *svc, cml_model_type type, const char *version,
+                              cml_model **out, cml_diag *diag);
+
+/* Drops the versions loaded on demand (service_stop calls it). */
+void service_versions_release(service *svc);
 
 #endif

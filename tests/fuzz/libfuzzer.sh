@@ -57,7 +57,7 @@ rm -f "$out/libcultivate-fuzz.a"
 # shellcheck disable=SC2086
 ar rcs "$out/libcultivate-fuzz.a" $objs
 
-harnesses=${FUZZ_HARNESS:-"csv text config transcript model_file connection_string"}
+harnesses=${FUZZ_HARNESS:-"csv text config transcript model_file connection_string oip_request"}
 for h in $harnesses; do
     # shellcheck disable=SC2086
     "$cc" $cflags -fsanitize=fuzzer "${cppflags[@]}" -I"$build" -I"$src/core" \

@@ -21,3 +21,4 @@ head -n 301 "$top/data/questions.csv" > "$work/small.csv"
 "$build/tests/fuzz/fuzz_transcript" "$seeds/lesson.vtt" "$seeds/lesson.srt" "$seeds/lesson.json"
 "$build/tests/fuzz/fuzz_model_file" "$work"/classic_2*.model
 "$build/tests/fuzz/fuzz_connection_string" "$top/tests/fuzz/corpus/connection_string/"*
+"$build/tests/fuzz/fuzz_oip_request" "$top/tests/fuzz/corpus/oip_request/"*

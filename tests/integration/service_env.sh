@@ -160,6 +160,29 @@ cml_require() {
     fi
 }
 
+# Sets CML_FRONTS to those of the front ends named (default: lighttpd apache) whose stack is
+# installed; exits 77 (skipped) when none is.
+cml_require_fronts() {
+    local f
+    CML_FRONTS=
+    for f in ${1:-lighttpd apache}; do
+        cml_require "$f" >/dev/null && CML_FRONTS="$CML_FRONTS $f"
+    done
+    [ -n "$CML_FRONTS" ] || {
+        echo "neither lighttpd nor Apache (with spawn-fcgi) is installed"
+        exit 77
+    }
+}
+
+# Sets CML_PY to python3 ($PYTHON3 when set); exits 77 (skipped) when it is missing.
+cml_require_python() {
+    CML_PY=${PYTHON3:-python3}
+    command -v "$CML_PY" >/dev/null 2>&1 || {
+        echo "python3 is not installed"
+        exit 77
+    }
+}
+
 # True when this build serves the ensemble (HAVE_ENSEMBLE in config.h).
 cml_have_ensemble() { grep -q '^#define HAVE_ENSEMBLE 1' "$CML_TOP_BUILDDIR/config.h" 2>/dev/null; }
 

@@ -10,19 +10,10 @@ set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=service_env.sh
 . "$here/service_env.sh"
-py=${PYTHON3:-python3}
-command -v "$py" >/dev/null 2>&1 || {
-    echo "python3 is not installed"
-    exit 77
-}
-fronts=
-for f in lighttpd apache; do
-    cml_require "$f" >/dev/null && fronts="$fronts $f"
-done
-[ -n "$fronts" ] || {
-    echo "neither lighttpd nor Apache (with spawn-fcgi) is installed"
-    exit 77
-}
+cml_require_python
+py=$CML_PY
+cml_require_fronts "lighttpd apache"
+fronts=$CML_FRONTS
 cml_env_init
 cml_prepare_models
 fails=0

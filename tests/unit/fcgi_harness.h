@@ -49,6 +49,7 @@ static void harness_start(const char *api_key, const char *cors) {
     harness_svc.storage.cfg = &harness_svc.cfg;
     harness_svc.storage.state = harness_svc.state;
     pthread_mutex_init(&harness_svc.sync_lock, NULL);
+    pthread_mutex_init(&harness_svc.versions_lock, NULL);
     atomic_store(&harness_svc.active_type, (int)CML_MODEL_CLASSIC);
     atomic_store(&harness_svc.seen_generation, cml_state_generation(harness_svc.state));
     access_policy_init(&harness_access, &harness_svc.cfg);
@@ -64,7 +65,9 @@ static void harness_stop(void) {
     cml_registry_free(harness_svc.registry);
     cml_state_close(harness_svc.state);
     cml_config_release(&harness_svc.cfg);
+    service_versions_release(&harness_svc);
     pthread_mutex_destroy(&harness_svc.sync_lock);
+    pthread_mutex_destroy(&harness_svc.versions_lock);
     nftw(harness_dir, harness_rm, 8, FTW_DEPTH | FTW_PHYS);
 }
 

@@ -51,6 +51,43 @@ START_TEST(test_path_parameter) {
 }
 END_TEST
 
+/* The /v2 routes: two path parameters anywhere in the pattern, and the protocol's errors
+   ({"error": sentence}, no "detail") on every /v2 path, known or not. */
+static void expect_oip_error(const char *method, const char *uri, int status, const char *needle) {
+    fake_request f;
+    fake_request_init(&f, method, uri, NULL);
+    ck_assert_int_eq(harness_serve(&f), status);
+    json_object *o = json_tokener_parse(fake_body(&f)), *v;
+    ck_assert_ptr_nonnull(o);
+    ck_assert_msg(!json_object_object_get_ex(o, "detail", NULL), "%s: %s", uri, fake_body(&f));
+    ck_assert(json_object_object_get_ex(o, "error", &v));
+    ck_assert_msg(strstr(json_object_get_string(v), needle) != NULL, "%s: %s", uri,
+                  json_object_get_string(v));
+    json_object_put(o);
+    fake_request_free(&f);
+}
+
+START_TEST(test_oip_routes) {
+    harness_expect("GET", "/v2/health/live", NULL, 200, NULL);
+    harness_expect("GET", "/v2", NULL, 200, NULL);
+    /* No model is loaded in the harness: the server is not ready, the model not loaded. */
+    harness_expect("GET", "/v2/health/ready", NULL, 400, NULL);
+    harness_expect("GET", "/v2/models/classic/ready", NULL, 400, NULL);
+    expect_oip_error("GET", "/v2/models/classic", 503, "not loaded");
+    expect_oip_error("GET", "/v2/models/bert", 404, "Unknown model 'bert'");
+    expect_oip_error("GET", "/v2/models/classic/versions/20990101T000000Z", 404,
+                     "no version '20990101T000000Z'");
+    expect_oip_error("GET", "/v2/models/classic/versions/20990101T000000Z/ready", 404,
+                     "no version");
+    expect_oip_error("GET", "/v2/models/classic/versions/a/b/ready", 404, "No such route");
+    expect_oip_error("GET", "/v2/models/classic/versions//ready", 404, "No such route");
+    expect_oip_error("GET", "/v2/models/classic/infer", 405, "does not take that method");
+    expect_oip_error("POST", "/v2/models/classic/infer", 400, "needs a JSON body");
+    /* Outside /v2 the contract's own error shape stays. */
+    harness_expect("GET", "/v2x", NULL, 404, "not_found");
+}
+END_TEST
+
 START_TEST(test_not_ready_has_retry_after) {
     fake_request f;
     char buf[64];
@@ -237,6 +274,7 @@ int main(void) {
     tcase_add_test(tc, test_unknown_route_is_404);
     tcase_add_test(tc, test_wrong_method_is_405_with_allow);
     tcase_add_test(tc, test_get_routes_answer);
+    tcase_add_test(tc, test_oip_routes);
     tcase_add_test(tc, test_path_parameter);
     tcase_add_test(tc, test_not_ready_has_retry_after);
     tcase_add_test(tc, test_request_id_echoed_or_made);
