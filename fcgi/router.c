@@ -12,7 +12,7 @@
 #include "ops/prom.h"
 
 enum { GET = 1, POST = 2 };
-/* ROUTE_HEAVY: a request that may hold a thread for long (a batch, a transcript). */
+/* ROUTE_HEAVY: a request that may hold a thread for long (a batch, a transcript, an inference request of N texts). */
 enum { ROUTE_ADMIN = 1, ROUTE_BODY = 2, ROUTE_QUERY_TEXT = 4, ROUTE_HEAVY = 8 };
 enum { ACTIVE = 0, CLASSIC = CML_MODEL_CLASSIC, ENSEMBLE = CML_MODEL_ENSEMBLE };
 
@@ -59,8 +59,9 @@ static const route routes[] = {
     {GET, "/v2/models/{name}/versions/{v}", handle_oip_model_metadata, 0, ACTIVE},
     {GET, "/v2/models/{name}/ready", handle_oip_model_ready, 0, ACTIVE},
     {GET, "/v2/models/{name}/versions/{v}/ready", handle_oip_model_ready, 0, ACTIVE},
-    {POST, "/v2/models/{name}/infer", handle_oip_infer, ROUTE_BODY, ACTIVE},
-    {POST, "/v2/models/{name}/versions/{v}/infer", handle_oip_infer, ROUTE_BODY, ACTIVE},
+    {POST, "/v2/models/{name}/infer", handle_oip_infer, ROUTE_BODY | ROUTE_HEAVY, ACTIVE},
+    {POST, "/v2/models/{name}/versions/{v}/infer", handle_oip_infer, ROUTE_BODY | ROUTE_HEAVY,
+     ACTIVE},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -144,7 +145,7 @@ static void preflight(const access_policy *access, http_req *r, int methods, boo
     http_send_raw(r, HTTP_NO_CONTENT, NULL, NULL, 0, allow);
 }
 
-static void serve_route(service *svc, http_req *r, const route *hit, const char *param);
+static void serve_route(service *svc, http_req *r, const route *hit, route_params params);
 
 static void dispatch(service *svc, const access_policy *access, http_req *r) {
     int method = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD") ? GET
@@ -199,13 +200,13 @@ static void dispatch(service *svc, const access_policy *access, http_req *r) {
         http_send_api_error(r, API_ERR_BUSY);
         return;
     }
-    serve_route(svc, r, hit, param);
+    serve_route(svc, r, hit, params);
     if (hit->flags & ROUTE_HEAVY)
         router_heavy_leave();
 }
 
 /* Reads the body a route takes and runs its handler. */
-static void serve_route(service *svc, http_req *r, const route *hit, const char *param) {
+static void serve_route(service *svc, http_req *r, const route *hit, route_params params) {
     if ((hit->flags & ROUTE_BODY) && r->content_length != 0 &&
         !http_read_body(r, svc->cfg.max_body_bytes)) {
         if (r->body_too_large) {
