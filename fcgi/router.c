@@ -12,7 +12,8 @@
 #include "ops/prom.h"
 
 enum { GET = 1, POST = 2 };
-/* ROUTE_HEAVY: a request that may hold a thread for long (a batch, a transcript, an inference request of N texts). */
+/* ROUTE_HEAVY: a request that may hold a thread for long (a batch, a transcript, an inference
+ * request of N texts). */
 enum { ROUTE_ADMIN = 1, ROUTE_BODY = 2, ROUTE_QUERY_TEXT = 4, ROUTE_HEAVY = 8 };
 enum { ACTIVE = 0, CLASSIC = CML_MODEL_CLASSIC, ENSEMBLE = CML_MODEL_ENSEMBLE };
 
