@@ -199,7 +199,8 @@ handler_result handle_oip_infer(service *svc, http_req *r, const route_args *arg
         http_send_api_error(r, API_ERR_OIP_INVALID_REQUEST, d.msg);
         return HANDLER_DONE;
     }
-    bool ok = true;
+    /* The same strict values as every JSON body: no NUL cutting the id, no NaN parameter. */
+    bool ok = request_json_values_ok(r, req.root, r->body, json_len);
     for (size_t i = 0; ok && i < req.n; i++) {
         char field[48];
         snprintf(field, sizeof field, "%s[%zu]", CML_OIP_INPUT, i);

@@ -330,7 +330,7 @@ def main():
     # The other way: every route of the router's table that answers is documented.
     documented = {(re.sub(r"\{[^}]+\}", "{}", p), m.upper()) for p in paths for m in paths[p]}
     for method, route in router_routes():
-        key = (route.replace("{id}", "{}"), method)
+        key = (re.sub(r"\{[^}]+\}", "{}", route), method)
         if key not in documented:
             fail(f"{method} {route}: the server answers it, the document lacks it")
     print(f"requests: {requests_sent}")
