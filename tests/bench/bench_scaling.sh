@@ -175,21 +175,7 @@ echo "-- transcript analysis vs lesson length (ensemble, median of 5)"
 printf 'minutes\twords\tms\n' >"$out/transcript.tsv"
 printf '%8s %8s %10s\n' minutes words ms
 for minutes in 1 10 60; do
-    $py - "$top/data" "$minutes" >"$work/lesson.vtt" <<'PY'
-import csv, random, sys
-data, minutes = sys.argv[1], int(sys.argv[2])
-rows = [r["text"] for r in csv.DictReader(open(f"{data}/questions.csv", encoding="utf-8"))]
-rows += [r["text"] for r in csv.DictReader(open(f"{data}/nonquestions.csv", encoding="utf-8"))]
-rnd = random.Random(minutes)
-print("WEBVTT\n")
-for i in range(12 * minutes):
-    t = i * 5.0
-    words = []
-    while len(words) < 13:
-        words += rnd.choice(rows).split()
-    stamp = lambda s: f"{int(s // 3600):02d}:{int(s // 60 % 60):02d}:{s % 60:06.3f}"
-    print(f"{stamp(t)} --> {stamp(t + 4.5)}\n<v Teacher>{' '.join(words)}\n")
-PY
+    $py "$top/tests/bench/make_lesson.py" "$top/data" "$minutes" >"$work/lesson.vtt"
     ts=""
     for _ in 1 2 3 4 5; do
         ts="$ts $(timed_post "$port" /api/v1/transcripts/analyze text/vtt "$work/lesson.vtt")"
