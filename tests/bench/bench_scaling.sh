@@ -212,7 +212,7 @@ for wt in 1x1 1x2 2x2 4x1 4x2; do
     printf '%s\t%s\t%s\n' "$wt" "$1" "$3" >>"$out/layout.tsv"
     stop "wt$wt"
 done
-awk -F'\t' 'NR > 1 { r[$1] = $2; if ($2 + 0 > best) { best = $2; at = $1 } } END { printf "shape of throughput against layout: 1x1 -> 1x2 %.2fx, 1x2 -> 2x2 %.2fx (bends at 2x2: past it 4x1 %.2fx and 4x2 %.2fx of 2x2, more workers than the 2 cores only share them); best %s\n", r["1x2"] / r["1x1"], r["2x2"] / r["1x2"], r["4x1"] / r["2x2"], r["4x2"] / r["2x2"], at }' "$out/layout.tsv"
+awk -F'\t' 'NR > 1 { r[$1] = $2; if ($2 + 0 > best) { best = $2; at = $1 } } END { printf "shape of throughput against layout: 1x1 -> 1x2 %.2fx, 1x2 -> 2x2 %.2fx ; past 2x2 (more workers than cores) 4x1 %.2fx and 4x2 %.2fx of 2x2; best %s\n", r["1x2"] / r["1x1"], r["2x2"] / r["1x2"], r["4x1"] / r["2x2"], r["4x2"] / r["2x2"], at }' "$out/layout.tsv"
 
 # 6. Training time and peak memory vs corpus size (rows resampled from the bundled data, half
 # of them recombined from two rows of the same label: timing only, never for accuracy).
