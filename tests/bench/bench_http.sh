@@ -16,7 +16,8 @@ pids=""
 # Every server started here leaves its pids in $work/*/*.pid (start_stack runs in a command
 # substitution, so a variable set there would not reach this shell).
 cleanup() {
-    for p in $pids $(cat "$work"/*/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+    # awk, not cat: spawn-fcgi ends its pid file without a newline (cat glued two pids together).
+    for p in $pids $(awk 1 "$work"/*/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
 }

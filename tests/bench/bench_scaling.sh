@@ -23,7 +23,7 @@ work=$(mktemp -d /tmp/cml-scaling.XXXXXX)
 out=${CML_BENCH_OUT:-$work/out}
 mkdir -p "$out"
 cleanup() {
-    for p in $(cat "$work"/*/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+    for d in "$work"/*/; do [ -e "$d/front.pid" ] && stop "$(basename "$d")"; done
     wait 2>/dev/null || true
     rm -rf "$work"
 }
@@ -88,10 +88,15 @@ start() {
     echo $! >"$d/front.pid"
     echo "$port"
 }
+# Stops a stack; awk, not cat, reads the pid files: spawn-fcgi ends its file without a newline,
+# so cat would glue its last pid to the next file's first. A process still there after 1 s of
+# SIGTERM is killed.
 stop() { # NAME
-    for p in $(cat "$work/$1"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+    ps=$(awk 1 "$work/$1"/*.pid 2>/dev/null || true)
+    for p in $ps; do kill "$p" 2>/dev/null || true; done
+    sleep 1
+    for p in $ps; do kill -9 "$p" 2>/dev/null || true; done
     rm -f "$work/$1"/*.pid
-    sleep 0.3
 }
 wait_ready() { # URL
     i=0

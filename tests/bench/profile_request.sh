@@ -12,7 +12,10 @@ model=${2:-ensemble}
 secs=${3:-8}
 work=$(mktemp -d /tmp/cml-profile.XXXXXX)
 cleanup() {
-    for p in $(cat "$work"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+    ps=$(awk 1 "$work"/*.pid 2>/dev/null || true) # awk: spawn-fcgi's pid file has no last newline
+    for p in $ps; do kill "$p" 2>/dev/null || true; done
+    sleep 1
+    for p in $ps; do kill -9 "$p" 2>/dev/null || true; done # one that outlived SIGTERM
     wait 2>/dev/null || true
     rm -rf "$work"
 }
