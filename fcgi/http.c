@@ -133,8 +133,13 @@ void http_req_init(http_req *r, FCGX_Request *fcgi) {
         uint8_t raw[16];
         if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
             memset(raw, 0, sizeof raw);
-        for (int i = 0; i < 16; i++)
-            snprintf(r->request_id + 2 * i, 3, "%02x", raw[i]);
+        /* By hand: sixteen snprintf calls were a visible share of a request's CPU (perf). */
+        static const char hex[] = "0123456789abcdef";
+        for (int i = 0; i < 16; i++) {
+            r->request_id[2 * i] = hex[raw[i] >> 4];
+            r->request_id[2 * i + 1] = hex[raw[i] & 15];
+        }
+        r->request_id[32] = '\0';
     }
     r->model = NULL;
 }

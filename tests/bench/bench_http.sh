@@ -16,7 +16,8 @@ pids=""
 # Every server started here leaves its pids in $work/*/*.pid (start_stack runs in a command
 # substitution, so a variable set there would not reach this shell).
 cleanup() {
-    for p in $pids $(cat "$work"/*/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+    # awk, not cat: spawn-fcgi ends its pid file without a newline (cat glued two pids together).
+    for p in $pids $(awk 1 "$work"/*/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
 }
@@ -106,21 +107,7 @@ run_wrk classic "http://127.0.0.1:$cport/api/v1/models/classify" "$work/post.lua
 # corpus rows and non-questions for timing only. Median of 9 requests each, through lighttpd.
 if [ -n "$eport" ]; then
     for minutes in 1 10 60; do
-        python3 - "$top/data" "$minutes" > "$work/lesson_$minutes.vtt" <<'PY'
-import csv, random, sys
-data, minutes = sys.argv[1], int(sys.argv[2])
-rows = [r["text"] for r in csv.DictReader(open(f"{data}/questions.csv", encoding="utf-8"))]
-rows += [r["text"] for r in csv.DictReader(open(f"{data}/nonquestions.csv", encoding="utf-8"))]
-rnd = random.Random(minutes)
-print("WEBVTT\n")
-for i in range(12 * minutes):
-    t = i * 5.0
-    words = []
-    while len(words) < 13:
-        words += rnd.choice(rows).split()
-    stamp = lambda s: f"{int(s // 3600):02d}:{int(s // 60 % 60):02d}:{s % 60:06.3f}"
-    print(f"{stamp(t)} --> {stamp(t + 4.5)}\n<v Teacher>{' '.join(words)}\n")
-PY
+        python3 "$top/tests/bench/make_lesson.py" "$top/data" "$minutes" > "$work/lesson_$minutes.vtt"
         times=""
         for _ in 1 2 3 4 5 6 7 8 9; do
             times="$times $(curl -s -o /dev/null -w '%{time_total}' -X POST -H 'Content-Type: text/vtt' \

@@ -111,6 +111,7 @@ START_TEST(test_request_id_echoed_or_made) {
     fake_request_param(&f, "HTTP_X_REQUEST_ID", "bad id with spaces");
     harness_serve(&f);
     ck_assert_uint_eq(strlen(fake_header(&f, "X-Request-Id", buf, sizeof buf)), 32);
+    ck_assert_uint_eq(strspn(buf, "0123456789abcdef"), 32);
     fake_request_free(&f);
 }
 END_TEST

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <json-c/json.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ops/service_log.h"
@@ -111,6 +112,29 @@ START_TEST(test_log_logfmt_escaping) {
              quoting[_i].logfmt);
     ck_assert_str_eq(after_ts(out, false), want);
     ck_assert_uint_eq(strlen(out), len); /* no NUL byte */
+    free(out);
+}
+END_TEST
+
+START_TEST(test_log_pid_after_fork) {
+    /* The pid text is cached; a forked worker (the supervisor's) must log its own. */
+    cml_log_configure(CML_LOG_INFO, CML_LOG_LOGFMT);
+    begin_capture();
+    cml_log(CML_LOG_INFO, "parent", NULL);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        cml_log(CML_LOG_INFO, "child", NULL);
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    char *out = end_capture(NULL);
+    char want[64];
+    snprintf(want, sizeof want, "event=parent pid=%ld\n", (long)getpid());
+    ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+    snprintf(want, sizeof want, "event=child pid=%ld\n", (long)child);
+    ck_assert_msg(strstr(out, want) != NULL, "%s", out);
     free(out);
 }
 END_TEST
@@ -231,6 +255,7 @@ int main(void) {
     tcase_add_test(l, test_log_logfmt_line);
     tcase_add_loop_test(l, test_log_logfmt_escaping, 0, (int)(sizeof quoting / sizeof quoting[0]));
     tcase_add_test(l, test_log_json_round_trip);
+    tcase_add_test(l, test_log_pid_after_fork);
     tcase_add_test(l, test_log_level_threshold);
     tcase_add_test(l, test_log_long_value_truncated);
     tcase_add_loop_test(l, test_log_field_after_long_value, 0, 2);
