@@ -7,7 +7,7 @@
 # Run as root (or through sudo). Safe to run again: installed packages are skipped.
 set -eu
 
-runtime="libfcgi0ldbl spawn-fcgi lighttpd libjson-c5 libcurl4 libssl3 libsqlite3-0 sqlite3
+runtime="libfcgi0ldbl spawn-fcgi lighttpd lighttpd-modules-lua libjson-c5 libcurl4 libssl3 libsqlite3-0 sqlite3
   libxgboost0 liblinear4 libfann2 libstemmer0d libxxhash0 ca-certificates libjs-chart.js"
 build="build-essential autoconf automake libtool pkg-config autoconf-archive libfcgi-dev
   libjson-c-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libxgboost-dev liblinear-dev

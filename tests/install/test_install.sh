@@ -24,7 +24,7 @@ for f in "$bindir/cultivate-ml" "$sbindir/cultivate-ml-fcgi" "$datadir/questions
     "$datadir/README.md" "$root$sysconfdir/cultivate-ml.conf" "$mandir/man1/cultivate-ml.1" \
     "$mandir/man8/cultivate-ml-fcgi.8" "$mandir/man5/cultivate-ml.conf.5" \
     "$datadir/etc/lighttpd/cultivate-ml.conf" "$datadir/etc/apache2/cultivate-ml.conf" \
-    "$datadir/etc/errors/411.html" "$datadir/etc/errors/502.html" \
+    "$datadir/etc/errors/411.html" "$datadir/etc/errors/502.html" "$datadir/etc/lighttpd/request-id.lua" \
     "$datadir/apidocs/openapi.json" "$datadir/apidocs/index.html" "$datadir/apidocs/init.js" \
     "$datadir/apidocs/swagger-ui-bundle.js" "$datadir/apidocs/swagger-ui.css" \
     "$root$prefix/lib/systemd/system/cultivate-ml.service" "$datadir/dashboard/index.html" \
@@ -64,6 +64,11 @@ echo "$out" | grep -q '"classification":"OEQ"' || fail "classify answered $out"
 curl -fsS "http://127.0.0.1:$port/api/openapi.json" | cmp -s - "$datadir/apidocs/openapi.json" ||
     fail "GET /api/openapi.json is not the installed document"
 curl -fsS "http://127.0.0.1:$port/api/docs/" | grep -q 'swagger-ui-bundle.js' || fail "GET /api/docs/ is not the page"
+# lighttpd's own answer (411: a POST without Content-Length) carries an X-Request-Id from the
+# installed mod_magnet script (a missing script only logs, so look at the header).
+hdr=$(curl -sS -o /dev/null -D - -X POST "http://127.0.0.1:$port/api/v1/models/classify") || fail "no 411"
+echo "$hdr" | grep -q '^HTTP/1.1 411' || fail "a POST without Content-Length answered $(echo "$hdr" | head -n1)"
+echo "$hdr" | tr -d '\r' | grep -Eqi '^X-Request-Id: [0-9a-f]{32}$' || fail "lighttpd's 411 has no X-Request-Id"
 # The dashboard from the installed files, beside the API.
 ct=$(curl -fsS -o /dev/null -w '%{content_type}' "http://127.0.0.1:$port/dashboard/") || fail "no /dashboard/"
 case "$ct" in text/html*) ;; *) fail "/dashboard/ is $ct" ;; esac

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Hostile requests on raw sockets to a front end on 127.0.0.1 (issue 15, defect 6): every
 answer, whoever gives it (lighttpd, Apache or the service), must be the contract's JSON error
-{"detail": str, "error": str} with Content-Type application/json, and carry X-Request-Id when
---request-id says the server can set one.
+{"detail": str, "error": str} with Content-Type application/json, and carry X-Request-Id:
+through lighttpd exactly one, well formed by the service's rule (fcgi/http.c request_id_valid:
+1 to 64 of A-Z a-z 0-9 - _ .), a valid incoming one echoed and an invalid one replaced (the
+mod_magnet script etc/lighttpd/request-id.lua); through Apache one from mod_unique_id.
 
   error_pages.py PORT FRONT CASES...   (FRONT lighttpd|apache; CASES: names below, or "alive"
                                         for every case a running service gets, "gone" for
@@ -13,6 +15,7 @@ Prints one line a case; exit 1 when any case fails.
 """
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -35,6 +38,7 @@ CASES = {
     "bad_utf8_in_path": b"GET /api/health%C3%28 HTTP/1.1\r\n" + H + b"\r\n",
     "bad_utf8_in_query": b"GET /api/health?x=%C3%28 HTTP/1.1\r\n" + H + b"\r\n",
     "raw_byte_in_path": b"GET /api/\xff\xfe HTTP/1.1\r\n" + H + b"\r\n",
+    "huge_url": b"GET /api/health?q=" + b"a" * 70000 + b" HTTP/1.1\r\n" + H + b"\r\n",
     "huge_header": b"GET /api/health HTTP/1.1\r\n" + H + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n",
     "many_headers": b"GET /api/health HTTP/1.1\r\n" + H
     + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(400)) + b"\r\n",
@@ -47,6 +51,21 @@ CASES = {
 }
 ALIVE = [k for k in CASES if not k.endswith("_when_gone")]
 GONE = ["classify_when_gone", "health_when_gone"]
+# Through lighttpd only (Apache's UNIQUE_ID ignores the client's id): the request's X-Request-Id
+# on an answer lighttpd gives itself (411) and on one the service gives (its 404), echoed when
+# valid, replaced when not (ECHO: the id expected back, None for a fresh one).
+ECHO_ID = "cml-Test_1.2"
+ECHO = {
+    "valid_id_echoed_by_lighttpd": (b"POST " + CLASSIFY + b" HTTP/1.1\r\n" + H
+                                    + b"X-Request-Id: " + ECHO_ID.encode() + b"\r\n\r\n", ECHO_ID),
+    "bad_id_replaced_by_lighttpd": (b"POST " + CLASSIFY + b" HTTP/1.1\r\n" + H
+                                    + b"X-Request-Id: not valid!\r\n\r\n", None),
+    "long_id_replaced_by_lighttpd": (b"POST " + CLASSIFY + b" HTTP/1.1\r\n" + H
+                                     + b"X-Request-Id: " + b"a" * 65 + b"\r\n\r\n", None),
+    "valid_id_echoed_by_service": (b"GET /api/no-such-route HTTP/1.1\r\n" + H
+                                   + b"X-Request-Id: " + ECHO_ID.encode() + b"\r\n\r\n", ECHO_ID),
+}
+VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
 
 
 def exchange(port, data, timeout=15.0, during=None):
@@ -70,14 +89,18 @@ def exchange(port, data, timeout=15.0, during=None):
     return out
 
 
-def check(name, raw, want_id):
+def check(name, raw, front, echo=False):
+    """echo: False for no id in the request, else the id expected back (None: a fresh one)."""
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = lines[0] if lines else ""
     hdr = {}
+    ids = []
     for ln in lines[1:]:
         k, _, v = ln.partition(":")
         hdr[k.strip().lower()] = v.strip()
+        if k.strip().lower() == "x-request-id":
+            ids.append(v.strip())
     problems = []
     try:
         code = int(status.split()[1])
@@ -94,9 +117,18 @@ def check(name, raw, want_id):
             problems.append("not {detail, error}: %r" % body[:100])
     except (ValueError, UnicodeDecodeError):
         problems.append("body not JSON: %r" % body[:100])
-    if want_id and not hdr.get("x-request-id"):
+    if not ids or not ids[0]:
         problems.append("no X-Request-Id")
-    desc = "%d %s" % (code, body[:90].decode("utf-8", "replace").strip())
+    elif len(ids) > 1:
+        problems.append("%d X-Request-Id headers %r" % (len(ids), ids))
+    elif front == "lighttpd" and not VALID_ID.match(ids[0]):
+        problems.append("X-Request-Id %r not well formed" % ids[0])
+    elif echo is not False and echo is not None and ids[0] != echo:
+        problems.append("X-Request-Id %r, not the request's %r" % (ids[0], echo))
+    elif echo is None and not re.match(r"[0-9a-f]{32}\Z", ids[0]):
+        problems.append("X-Request-Id %r, not a fresh 32-hex-digit id" % ids[0])
+    desc = "%d %s [id %s]" % (code, body[:90].decode("utf-8", "replace").strip(),
+                              ids[0] if ids else "-")
     return not problems, desc + ("" if not problems else " -- " + "; ".join(problems))
 
 
@@ -115,7 +147,7 @@ def dechunk(b):
     return out
 
 
-def midrequest(port, pidfile, want_id):
+def midrequest(port, pidfile, front):
     """An evaluate request that takes seconds; the workers are killed while it runs."""
     key = os.environ.get("CML_API_KEY", "")
     # Clips of several sentences: each of their questions is classified too, so evaluating
@@ -139,7 +171,7 @@ def midrequest(port, pidfile, want_id):
 
     t0 = time.monotonic()
     raw = exchange(port, req, timeout=60, during=kill)
-    ok, desc = check("midrequest", raw, want_id)
+    ok, desc = check("midrequest", raw, front)
     code = desc.split()[0]
     if ok and not code.startswith("5"):
         ok, desc = False, desc + " -- the request finished before the kill (make it longer)"
@@ -148,17 +180,23 @@ def midrequest(port, pidfile, want_id):
 
 def main():
     port, front = int(sys.argv[1]), sys.argv[2]
-    want_id = front == "apache" or os.environ.get("CML_WANT_REQUEST_ID") == "1"
     names = sys.argv[3:]
     results = []
     if names[:1] == ["midrequest"]:
-        results.append(("worker_killed_mid_request",) + midrequest(port, names[1], want_id))
+        results.append(("worker_killed_mid_request",) + midrequest(port, names[1], front))
     else:
         expanded = []
         for n in names:
-            expanded += ALIVE if n == "alive" else GONE if n == "gone" else [n]
+            if n == "alive":
+                expanded += ALIVE + (list(ECHO) if front == "lighttpd" else [])
+            else:
+                expanded += GONE if n == "gone" else [n]
         for n in expanded:
-            results.append((n,) + check(n, exchange(port, CASES[n]), want_id))
+            if n in ECHO:
+                req, want = ECHO[n]
+                results.append((n,) + check(n, exchange(port, req), front, want))
+            else:
+                results.append((n,) + check(n, exchange(port, CASES[n]), front))
     bad = 0
     for name, ok, desc in results:
         print("%s %-26s %s: %s" % ("ok  " if ok else "FAIL", name, front, desc))

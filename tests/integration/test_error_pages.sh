@@ -2,10 +2,12 @@
 # The front ends' own errors as the contract's JSON error (issue 15, defect 6), through each
 # front end installed, on raw sockets (error_pages.py): no Content-Length, bad chunking,
 # Content-Length with Transfer-Encoding, a negative Content-Length, %00 and invalid UTF-8 in
-# the path and query, oversized headers; then the workers killed with SIGKILL while a long
-# request is in flight (502/503), and requests with the workers gone. Each answer must be
-# {detail, error} as application/json, with X-Request-Id through Apache (lighttpd without
-# mod_magnet cannot make one). Exits 77 when python3, spawn-fcgi or both front ends are missing.
+# the path and query, an oversized URL and headers; then the workers killed with SIGKILL while a
+# long request is in flight (502/503), and requests with the workers gone. Each answer must be
+# {detail, error} as application/json with one X-Request-Id: Apache's UNIQUE_ID on its own
+# errors; through lighttpd one well formed by the service's rule on every answer (mod_magnet's
+# etc/lighttpd/request-id.lua), a valid incoming id echoed, an invalid one replaced.
+# Exits 77 when python3, spawn-fcgi or both front ends are missing.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=service_env.sh
