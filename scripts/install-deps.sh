@@ -12,7 +12,7 @@ runtime="libfcgi0ldbl spawn-fcgi lighttpd lighttpd-modules-lua libjson-c5 libcur
 build="build-essential autoconf automake libtool pkg-config autoconf-archive libfcgi-dev
   libjson-c-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libxgboost-dev liblinear-dev
   libfann-dev libstemmer-dev libxxhash-dev check python3 python3-yaml"
-test="apache2 valgrind wrk curl python3 python3-jsonschema clang-format clang libclang-rt-dev nodejs openssl procps psmisc iproute2
+test="apache2 valgrind wrk curl python3 python3-jsonschema clang-format clang libclang-rt-dev nodejs openssl procps psmisc iproute2 haproxy
   chromium chromium-driver python3-selenium"
 
 container="podman buildah runc debootstrap uidmap debhelper lintian"

@@ -24,6 +24,7 @@ for f in "$bindir/cultivate-ml" "$sbindir/cultivate-ml-fcgi" "$datadir/questions
     "$datadir/README.md" "$root$sysconfdir/cultivate-ml.conf" "$mandir/man1/cultivate-ml.1" \
     "$mandir/man8/cultivate-ml-fcgi.8" "$mandir/man5/cultivate-ml.conf.5" \
     "$datadir/etc/lighttpd/cultivate-ml.conf" "$datadir/etc/apache2/cultivate-ml.conf" \
+    "$datadir/etc/haproxy/cultivate-ml.cfg" \
     "$datadir/etc/errors/411.html" "$datadir/etc/errors/502.html" "$datadir/etc/lighttpd/request-id.lua" \
     "$datadir/apidocs/openapi.json" "$datadir/apidocs/index.html" "$datadir/apidocs/init.js" \
     "$datadir/apidocs/swagger-ui-bundle.js" "$datadir/apidocs/swagger-ui.css" \

@@ -273,8 +273,11 @@ cml_children_of() {
 #   FRONT lighttpd|apache; MODE fork (spawn-fcgi -F N) or supervised (spawn-fcgi -n ...
 #   cultivate-ml-fcgi --workers N). VAR=value pairs add to or override the service's
 #   environment. Waits until /api/ready answers 200 (30 s at most), in supervised mode until
-#   all N workers run, and then until all N have logged their start (60 s at most). Sets CML_BASE_URL, CML_PORT, CML_RUN_DIR, CML_FCGI_LOG,
-#   CML_STACK_TAG, CML_FRONT_PID, CML_WORKER_PIDS and (supervised) CML_SUPERVISOR_PID.
+#   all N workers run, and then until all N have logged their start (60 s at most).
+#   CML_STACK_PORT=N (in the caller's environment) puts the front end on that port (a restart
+#   behind a load balancer that expects it), else a free one is picked. Sets CML_BASE_URL,
+#   CML_PORT, CML_RUN_DIR, CML_FCGI_LOG, CML_STACK_TAG, CML_FRONT_PID, CML_WORKER_PIDS and
+#   (supervised) CML_SUPERVISOR_PID.
 cml_stack_start() {
     local front=$1 mode=$2 n=$3 state=$4 sock conf t0 st
     shift 4
@@ -315,7 +318,7 @@ cml_stack_start() {
     *) cml_fail "unknown mode $mode" ;;
     esac
     for _ in 1 2 3 4 5; do
-        CML_PORT=$(cml_free_port) || cml_fail "no free port"
+        CML_PORT=${CML_STACK_PORT:-$(cml_free_port)} || cml_fail "no free port"
         CML_BASE_URL="http://127.0.0.1:$CML_PORT"
         case "$front" in
         lighttpd)
@@ -356,6 +359,7 @@ cml_stack_start() {
         CML_FRONT_PID=
         grep -qiE 'in use|could not bind|make_sock' "$CML_RUN_DIR/front.out" \
             "$CML_RUN_DIR"/*error.log 2>/dev/null || cml_fail "$front did not start"
+        [ -z "${CML_STACK_PORT:-}" ] || cml_fail "port $CML_PORT (CML_STACK_PORT) is taken"
         cml_log "port $CML_PORT was taken; trying another"
     done
     [ -n "$CML_FRONT_PID" ] || cml_fail "$front did not start on a free port"
