@@ -207,6 +207,11 @@ try:
     cur = get_json("/api/v1/models/current")
     check(cur["model_type"] == "classic" and cur["version"] == oldest,
           "roll back changes /api/v1/models/current to classic %s (%s %s)" % (oldest, cur["model_type"], cur["version"]))
+    # The status line comes first, the refreshed table a moment later (a slow, sanitized server).
+    try:
+        wait.until(lambda d: "classic " + oldest in text("models-active"))
+    except TimeoutException:
+        pass
     check("classic " + oldest in text("models-active"), "the panel shows the new active version")
     check(drv.execute_script("return sessionStorage.length") == 1 and
           drv.execute_script("return localStorage.length") == 0, "the key is kept in sessionStorage only")
