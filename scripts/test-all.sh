@@ -4,7 +4,7 @@
 #   2. builds with every learner and runs `make check` (unit tests, corpus bars, style,
 #      integration tests against lighttpd, Apache, spawn-fcgi and Azurite);
 #   2b. fuzzes every parser harness with libFuzzer (clang, ASan+UBSan) for FUZZ_SECONDS each
-#      (default 120: about 13 minutes for the six with the build), printing executions and
+#      (default 120; two at a time on two cores: about 8 minutes for the seven with the build), printing executions and
 #      coverage (make fuzz);
 #   3. builds again with AddressSanitizer and UndefinedBehaviorSanitizer and runs the tests;
 #   4. runs the unit tests under valgrind;

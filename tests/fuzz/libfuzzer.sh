@@ -65,13 +65,10 @@ for h in $harnesses; do
         -o "$out/fuzz_$h"
 done
 
-summary=
-status=0
-for h in $harnesses; do
-    work="$out/corpus-$h"
+# One harness: its run, then its result line in $out/result-NAME (ok or FAILED first).
+run_harness() {
+    local h=$1 work="$out/corpus-$1" log="$out/fuzz_$1.log" max_len= r
     mkdir -p "$work"
-    log="$out/fuzz_$h.log"
-    max_len=
     [ "$h" = model_file ] && max_len=-max_len=65536
     echo "fuzz_$h: ${seconds} s on $(find "$src/tests/fuzz/corpus/$h" -type f | wc -l) seeds and $(find "$work" -type f | wc -l) kept inputs"
     # shellcheck disable=SC2086
@@ -83,17 +80,36 @@ for h in $harnesses; do
         r=ok
     else
         r=FAILED
-        status=1
         grep -E 'ERROR|SUMMARY|Test unit written|deadly signal|timeout' "$log" | head -n 8
     fi
+    local execs speed last cov ft corp
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
     last=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
     cov=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
     ft=$(echo "$last" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
     corp=$(echo "$last" | sed -n 's/.*corp: \([0-9]*\/[0-9a-zA-Z]*\).*/\1/p')
-    line="fuzz_$h: $r, ${execs:-?} executions (${speed:-?}/s), coverage ${cov:-?} edges, ${ft:-?} features, corpus ${corp:-?}"
-    echo "$line"
+    echo "fuzz_$h: $r, ${execs:-?} executions (${speed:-?}/s), coverage ${cov:-?} edges, ${ft:-?} features, corpus ${corp:-?}" |
+        tee "$out/result-$h"
+}
+# FUZZ_JOBS harnesses at once (default: one per core): each still runs FUZZ_SECONDS on a core.
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+running=0
+for h in $harnesses; do
+    rm -f "$out/result-$h"
+    run_harness "$h" &
+    running=$((running + 1))
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n || true
+        running=$((running - 1))
+    fi
+done
+wait
+summary=
+status=0
+for h in $harnesses; do
+    line=$(cat "$out/result-$h" 2>/dev/null || echo "fuzz_$h: FAILED, no result")
+    case "$line" in "fuzz_$h: ok,"*) ;; *) status=1 ;; esac
     summary="$summary
 $line"
 done
