@@ -4,13 +4,13 @@
 #   2. builds with every learner and runs `make check` (unit tests, corpus bars, style,
 #      integration tests against lighttpd, Apache, spawn-fcgi and Azurite);
 #   2b. fuzzes every parser harness with libFuzzer (clang, ASan+UBSan) for FUZZ_SECONDS each
-#      (default 120; two at a time on two cores: about 8 minutes for the seven with the build), printing executions and
-#      coverage (make fuzz);
+#      (default 120; two at a time on two cores: about 8 minutes for the seven with the
+#      build), printing executions and coverage (make fuzz);
 #   3. builds again with AddressSanitizer and UndefinedBehaviorSanitizer and runs the tests;
 #   4. runs the unit tests under valgrind;
 #   5. builds the classic-only configuration (the `production` image's) and runs its tests;
-#   6. when podman is installed (scripts/install-deps.sh --container), builds both images and
-#      runs the fullml one against Azurite (make check-container).
+#   6. builds both images with podman (installed in step 1 with --container) and runs the
+#      fullml one against Azurite (make check-container);
 #   7. then too, builds the Debian packages (DEB_BUILD_OPTIONS=nocheck: step 2 ran the unit
 #      tests), runs lintian, and installs, upgrades, removes and purges them in a clean
 #      Debian 12 container (make check-package).
@@ -20,7 +20,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 jobs=$(nproc 2>/dev/null || echo 2)
 
-"$top/scripts/install-deps.sh"
+# --container: podman, debootstrap, debhelper and lintian too, for steps 6 and 7.
+"$top/scripts/install-deps.sh" --container
 # Azurite and the Azure SDK for the blob storage tests, exactly as the lock file pins them;
 # from here on a missing Azurite fails those tests instead of skipping them.
 (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
@@ -69,8 +70,6 @@ if command -v podman >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1; 
     (cd build/full && make check-container) || { echo "FAILED: container"; exit 1; }
     summary="$summary container"
     container_passed=1
-    # debhelper and lintian came with --container; a machine that got podman otherwise gets them here.
-    "$top/scripts/install-deps.sh" --container
     (cd build/full && make check-package CML_REQUIRE_PACKAGE=1) || { echo "FAILED: package"; exit 1; }
     summary="$summary package"
     package_passed=1
