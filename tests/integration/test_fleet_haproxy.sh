@@ -152,7 +152,8 @@ HP_PORT=$(cml_free_port)
 STATS_PORT=$(cml_free_port)
 HP_CONF="$CML_TMP/haproxy.cfg"
 {
-    printf 'global\n    maxconn 4000\n\n'
+    # HAProxy's request log (termination state of each request) goes to haproxy.log.
+    printf 'global\n    maxconn 4000\n    log stderr format raw local0 info\n\n'
     sed -e "s|^\\(    bind \\):80\$|\\1127.0.0.1:$HP_PORT|" -e '/^    server app/d' \
         -e "s|/usr/share/cultivate-ml/etc/errors/|$CML_TOP_SRCDIR/etc/errors/|g" \
         "$CML_TOP_SRCDIR/etc/haproxy/cultivate-ml.cfg"
@@ -229,7 +230,13 @@ load_stop() {
     FIGURES="$FIGURES$line"$'\n'
     expect "$name: the load client was served ($r requests)" test "${r:-0}" -gt 100
     expect "$name: no failed request through HAProxy" eq "$e" 0
-    [ "$e" = 0 ] || jfield '"\n".join(j["first_errors"])' <"$LOAD_OUT"
+    if [ "$e" != 0 ]; then
+        jfield '"\n".join(j["first_errors"])' <"$LOAD_OUT"
+        # HAProxy's log lines of requests that did not end normally (termination state other
+        # than ----) or answered other than 200: who closed what, and when.
+        echo "    HAProxy's log of what went wrong:"
+        grep -v ' 200 [0-9-]* - - ---- ' "$CML_TMP/haproxy.log" | grep -v 'GET /api/ready\|GET /stats' | tail -n 20
+    fi
     echo "    statuses $(jfield 'j["statuses"]' <"$LOAD_OUT"), versions answered $(jfield 'j["versions"]' <"$LOAD_OUT")"
 }
 
