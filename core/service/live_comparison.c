@@ -489,7 +489,11 @@ static void prom_label(FILE *out, const char *s) {
     }
 }
 
-static void pair_labels(FILE *out, const cml_live_pair *p) {
+/*
+ * A pair's label set; side ("answering" or "shadow") and label are added when not NULL.
+ */
+static void pair_labels_with(FILE *out, const cml_live_pair *p, const char *side,
+                             const char *label) {
     fputs("{answering_type=\"", out);
     prom_label(out, p->answering.model_type);
     fputs("\",answering_version=\"", out);
@@ -498,8 +502,16 @@ static void pair_labels(FILE *out, const cml_live_pair *p) {
     prom_label(out, p->shadow.model_type);
     fputs("\",shadow_version=\"", out);
     prom_label(out, p->shadow.version);
+    if (side != NULL)
+        fprintf(out, "\",side=\"%s", side);
+    if (label != NULL) {
+        fputs("\",label=\"", out);
+        prom_label(out, label);
+    }
     fputs("\"}", out);
 }
+
+static void pair_labels(FILE *out, const cml_live_pair *p) { pair_labels_with(out, p, NULL, NULL); }
 
 void service_live_metrics(service *svc, FILE *out) {
     cml_live_pair *pairs = NULL;
@@ -522,6 +534,33 @@ void service_live_metrics(service *svc, FILE *out) {
             pair_labels(out, &pairs[i]);
             fprintf(out, " %llu\n", (unsigned long long)pairs[i].agreements);
         }
+        /* Label shares and mean confidence as counters (answers per label, sum of
+         * confidences): a rate or a ratio of two of them is the share or the mean over any
+         * window, which a gauge of the all-time figure could not give. */
+        fputs("# HELP cultivate_ml_shadow_label_answers_total Shadow-scored answers per label, "
+              "by pair of versions and side (answering or shadow).\n"
+              "# TYPE cultivate_ml_shadow_label_answers_total counter\n",
+              out);
+        for (size_t i = 0; i < n; i++)
+            for (int side = 0; side < 2; side++) {
+                const cml_live_side *s = side ? &pairs[i].shadow : &pairs[i].answering;
+                for (size_t l = 0; l < s->n_labels; l++) {
+                    fputs("cultivate_ml_shadow_label_answers_total", out);
+                    pair_labels_with(out, &pairs[i], side ? "shadow" : "answering", s->labels[l]);
+                    fprintf(out, " %llu\n", (unsigned long long)s->label_n[l]);
+                }
+            }
+        fputs("# HELP cultivate_ml_shadow_confidence_sum Sum of the confidences of the shadow-"
+              "scored answers, by pair and side: divided by cultivate_ml_shadow_requests_total, "
+              "the mean confidence.\n# TYPE cultivate_ml_shadow_confidence_sum counter\n",
+              out);
+        for (size_t i = 0; i < n; i++)
+            for (int side = 0; side < 2; side++) {
+                const cml_live_side *s = side ? &pairs[i].shadow : &pairs[i].answering;
+                fputs("cultivate_ml_shadow_confidence_sum", out);
+                pair_labels_with(out, &pairs[i], side ? "shadow" : "answering", NULL);
+                fprintf(out, " %.17g\n", s->confidence_sum);
+            }
     }
     cml_free(pairs);
     fputs("# HELP cultivate_ml_feedback_scored Feedback items scored by the resident version.\n"

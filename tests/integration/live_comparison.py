@@ -242,6 +242,27 @@ def restart(base, state, old_version):
                 if line.startswith("cultivate_ml_shadow_requests_total{"))
     check(total == sum(p["requests"] for p in wp.values()), f"/metrics: {total} shadow requests")
     check('cultivate_ml_config{key="shadow_sample"} 1' in metrics, "/metrics shows shadow_sample")
+    # Label shares and mean confidence per pair and side, as counters that give the
+    # comparison's figures back: answers per label / requests, confidence sum / requests.
+    series = {}
+    for line in metrics.splitlines():
+        for name in ("cultivate_ml_shadow_label_answers_total", "cultivate_ml_shadow_confidence_sum"):
+            if line.startswith(name + "{"):
+                labels = dict(kv.split("=", 1) for kv in line[len(name) + 1:line.index("}")].split(","))
+                labels = {k: v.strip('"') for k, v in labels.items()}
+                series[(name, labels["answering_type"], labels["shadow_type"], labels["side"],
+                        labels.get("label"))] = float(line.rsplit(" ", 1)[1])
+    for (at, st), pair in wp.items():
+        n = pair["requests"]
+        for side in ("answering", "shadow"):
+            for label, share in pair["label_share"][side].items():
+                got = series.get(("cultivate_ml_shadow_label_answers_total", at, st, side, label))
+                check(got is not None and abs(got / n - share) < 1e-9,
+                      f"/metrics: {at}->{st} {side} {label} answers {got} of {n} (share {share})")
+            got = series.get(("cultivate_ml_shadow_confidence_sum", at, st, side, None))
+            check(got is not None and abs(got / n - pair["mean_confidence"][side]) < 1e-9,
+                  f"/metrics: {at}->{st} {side} confidence sum {got} over {n} requests "
+                  f"(mean {pair['mean_confidence'][side]})")
     # A version selected later scores the stored items off the request path.
     s, _ = call(base, "/api/v1/models/select", {"model_type": "classic", "version": old_version},
                 admin=True)
