@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs inside the clean Debian 12 container of test_package.sh, one step per call:
-#   inside.sh install DIR | start | check | select | feedback | persisted | upgrade DIR |
-#             stop | remove | purge
+#   inside.sh prepare | install DIR | start | check | apache | select | persisted |
+#             upgrade DIR | stop | remove | purge
 # The container has no systemd: `start` runs the unit's ExecStartPre and ExecStart the way
 # systemd would (as the unit's User and Group, with its Environment, its RuntimeDirectory and
 # StateDirectory made; an ExecStartPre marked + as root), and lighttpd is started from its own configuration.
@@ -64,7 +64,10 @@ install)
         ls /usr/share/man/man*/"$m".gz >/dev/null || fail "no man page $m"
     done
     [ -s /usr/share/cultivate-ml/questions.csv ] || fail "no bundled data"
-    echo "package test: installed; user, state directory, conffile, enabled unit, man pages and both front ends' snippets in place"
+    [ -s /usr/share/cultivate-ml/dashboard/index.html ] || fail "no dashboard"
+    grep -q SwaggerUIBundle /usr/share/cultivate-ml/apidocs/swagger-ui-bundle.js ||
+        fail "/api/docs/ ships the stand-in bundle, not Swagger UI"
+    echo "package test: installed; user, state directory, conffile, enabled unit, man pages, dashboard, Swagger UI and both front ends' snippets in place"
     ;;
 start)
     user=$(key User) group=$(key Group)
