@@ -57,11 +57,18 @@ rm -f "$out/libcultivate-fuzz.a"
 # shellcheck disable=SC2086
 ar rcs "$out/libcultivate-fuzz.a" $objs
 
-harnesses=${FUZZ_HARNESS:-"csv text config transcript model_file connection_string oip_request"}
+harnesses=${FUZZ_HARNESS:-"csv text config transcript model_file connection_string oip_request json_body"}
 for h in $harnesses; do
+    # The JSON body harness also takes the FastCGI program's request reading and the unit
+    # tests' fake libfcgi (FUZZ_JSON_BODY_SOURCES from make).
+    extra=()
+    if [ "$h" = json_body ]; then
+        for s in ${FUZZ_JSON_BODY_SOURCES:?run through make fuzz}; do extra+=("$src/$s"); done
+        extra+=(-I"$src/fcgi" -I"$src/tests/unit")
+    fi
     # shellcheck disable=SC2086
     "$cc" $cflags -fsanitize=fuzzer "${cppflags[@]}" -I"$build" -I"$src/core" \
-        "$src/tests/fuzz/fuzz_$h.c" "$out/libcultivate-fuzz.a" $FUZZ_LIBS -lstdc++ \
+        "$src/tests/fuzz/fuzz_$h.c" "${extra[@]}" "$out/libcultivate-fuzz.a" $FUZZ_LIBS -lstdc++ \
         -o "$out/fuzz_$h"
 done
 
