@@ -50,6 +50,13 @@ static void print_report(const cml_train_report *r, const cml_model *m) {
     if (r->n_dropped > 0)
         printf("  dropped: adds nothing on out-of-fold data (the combination is as good without "
                "it)\n");
+    if (r->n_untried > 0) {
+        printf("  not tried:");
+        for (size_t k = 0; k < r->n_untried; k++)
+            printf("%s %s", k ? "," : "", r->untried[k]);
+        printf(" (dropped as adding nothing in every training measured; --param "
+               "all_candidates=1 tries them)\n");
+    }
     for (int c = 0; c < CML_COMBINE__MAX; c++)
         if (r->combinations[c].tried)
             printf("  combination %-15s inner-cv log loss %.4f  macro F1 %.4f%s\n",

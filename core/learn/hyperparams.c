@@ -11,6 +11,8 @@ const cml_hyperparam cml_hyperparams[] = {
     {"seed", 0, 4294967295.0, 1, "seed of the split, folds and learners"},
     {"cv_folds", 0, 20, 1, "cross-validation folds on the training split (0 = none)"},
     {"test_fraction", 0.05, 0.5, 0, "share of rows held out for the reported metrics"},
+    {"all_candidates", 0, 1, 1,
+     "1: the ensemble also tries the word-view regression, the forest and the network"},
     {"logistic_regression.C", 1e-4, 1e4, 0, "inverse regularisation strength"},
     {"linear_svm.C", 1e-4, 1e4, 0, "inverse regularisation strength"},
     {"boosted_trees.n_estimators", 10, 2000, 1, "boosting rounds"},
@@ -49,6 +51,8 @@ cml_err cml_hyperparam_set(cml_train_options *o, const char *name, const char *v
         o->cv_folds = (size_t)v;
     } else if (!strcmp(name, "test_fraction"))
         o->test_frac = v;
+    else if (!strcmp(name, "all_candidates"))
+        o->all_candidates = v != 0;
     else if (!strcmp(name, "logistic_regression.C"))
         o->params[CML_MEMBER_LOGREG].C = v;
     else if (!strcmp(name, "linear_svm.C"))
@@ -67,5 +71,8 @@ cml_err cml_hyperparam_set(cml_train_options *o, const char *name, const char *v
         o->params[CML_MEMBER_MLP].hidden = (int)v;
     else if (!strcmp(name, "mlp.epochs"))
         o->params[CML_MEMBER_MLP].epochs = (int)v;
+    /* A setting of a member tried only on request is that request. */
+    if (!strncmp(name, "random_forest.", 14) || !strncmp(name, "mlp.", 4))
+        o->all_candidates = true;
     return CML_OK;
 }

@@ -26,22 +26,63 @@ void cml_train_options_init(cml_train_options *o, cml_model_type type) {
     o->n_threads = 2;
 }
 
+/*
+ * A model type's roster. The ensemble's extra members (the word-view regression, the forest
+ * and the network) were dropped by the combination as adding nothing on out-of-fold data in
+ * every training measured (README, "Models"), while costing more than half of the
+ * cross-validation: they are tried only when asked for (train --all-candidates).
+ */
+typedef struct roster_entry {
+    cml_member_kind kind;
+    bool extra;
+} roster_entry;
+
+static size_t roster_of(cml_model_type type, const roster_entry **out) {
+    static const roster_entry classic[] = {{CML_MEMBER_LOGREG, false}};
+    static const roster_entry ensemble[] = {{CML_MEMBER_LOGREG, false},
+                                            {CML_MEMBER_LINEAR_SVM, false},
+                                            {CML_MEMBER_LOGREG_WORDS, true},
+                                            {CML_MEMBER_LOGREG_CHARS, false},
+                                            {CML_MEMBER_BOOSTED_TREES, false},
+                                            {CML_MEMBER_RANDOM_FOREST, true},
+                                            {CML_MEMBER_MLP, true}};
+    *out = type == CML_MODEL_ENSEMBLE ? ensemble : classic;
+    return type == CML_MODEL_ENSEMBLE ? sizeof(ensemble) / sizeof(ensemble[0]) : 1;
+}
+
 size_t cml_model_type_members(cml_model_type type, const cml_member_ops **ops, size_t cap) {
-    static const cml_member_kind classic[] = {CML_MEMBER_LOGREG};
-    static const cml_member_kind ensemble[] = {
-        CML_MEMBER_LOGREG,       CML_MEMBER_LINEAR_SVM,    CML_MEMBER_LOGREG_WORDS,
-        CML_MEMBER_LOGREG_CHARS, CML_MEMBER_BOOSTED_TREES, CML_MEMBER_RANDOM_FOREST,
-        CML_MEMBER_MLP};
-    const cml_member_kind *kinds = type == CML_MODEL_ENSEMBLE ? ensemble : classic;
-    size_t n = type == CML_MODEL_ENSEMBLE ? sizeof(ensemble) / sizeof(ensemble[0]) : 1;
-    size_t got = 0;
+    const roster_entry *roster;
+    size_t n = roster_of(type, &roster), got = 0;
     for (size_t i = 0; i < n; i++) {
-        const cml_member_ops *o = cml_member_ops_by_kind(kinds[i]);
+        const cml_member_ops *o = cml_member_ops_by_kind(roster[i].kind);
         if (o == NULL)
             return 0; /* a type is all or nothing */
         if (got < cap)
             ops[got++] = o;
     }
+    return got;
+}
+
+size_t cml_train_candidates(const cml_train_options *o, const cml_member_ops **ops,
+                            const cml_member_ops **untried, size_t *n_untried, size_t cap) {
+    const roster_entry *roster;
+    size_t n = roster_of(o->type, &roster), got = 0, left = 0;
+    bool all = o->all_candidates || o->keep_all_members;
+    *n_untried = 0;
+    if (cml_model_type_members(o->type, ops, cap) == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        const cml_member_ops *m = cml_member_ops_by_kind(roster[i].kind);
+        if (all || !roster[i].extra) {
+            if (got < cap)
+                ops[got++] = m;
+        } else if (left < cap) {
+            if (untried != NULL)
+                untried[left] = m;
+            left++;
+        }
+    }
+    *n_untried = left;
     return got;
 }
 
@@ -582,7 +623,11 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
         report = &local;
     memset(report, 0, sizeof(*report));
     memset(&fit, 0, sizeof(fit));
-    size_t n_members = cml_model_type_members(o->type, ops, CML_MAX_MEMBERS);
+    const cml_member_ops *untried[CML_MAX_MEMBERS];
+    size_t n_untried = 0;
+    size_t n_members = cml_train_candidates(o, ops, untried, &n_untried, CML_MAX_MEMBERS);
+    for (size_t k = 0; k < n_untried; k++)
+        report->untried[report->n_untried++] = untried[k]->name;
     if ((err = cml_train_check(ds, o, diag)) != CML_OK)
         return err;
     size_t L = ds->n_labels;
@@ -832,6 +877,10 @@ cml_err cml_train(const cml_dataset *ds, const cml_train_options *o, cml_model *
         json_object_object_add(dropped, report->dropped[k].name,
                                metrics_object(&report->dropped[k].cv, m->labels));
     json_object_object_add(metrics, "dropped", dropped);
+    json_object *not_tried = json_object_new_array();
+    for (size_t k = 0; k < report->n_untried; k++)
+        json_object_array_add(not_tried, json_object_new_string(report->untried[k]));
+    json_object_object_add(metrics, "not_tried", not_tried);
     json_object *comb = json_object_new_object();
     for (int c = 0; c < CML_COMBINE__MAX; c++) {
         const cml_combination_report *cr = &report->combinations[c];

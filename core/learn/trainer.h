@@ -27,6 +27,9 @@ typedef struct cml_train_options {
     size_t cv_folds;       /* 0 = no cross-validation (the ensemble then votes equally) */
     int n_threads;         /* learners that can use threads; default 2 */
     bool keep_all_members; /* never drop a member that adds nothing (tests of every member) */
+    /* The ensemble also tries the members that added nothing in every run measured (the
+     * roster's "extra" ones); keep_all_members implies it. */
+    bool all_candidates;
     /* Classroom non-questions: when set, a question detector is trained (borrowed). */
     const cml_dataset *non_questions;
     /* Per-member settings, indexed by cml_member_kind; zero fields keep defaults. */
@@ -52,6 +55,9 @@ typedef struct cml_train_report {
     /* Members left out because the combination did as well without them (cv only). */
     size_t n_dropped;
     cml_member_report dropped[CML_MAX_MEMBERS];
+    /* Members of the build not tried (without all_candidates); names are static. */
+    size_t n_untried;
+    const char *untried[CML_MAX_MEMBERS];
     cml_combination_report combinations[CML_COMBINE__MAX];
     cml_combination combination; /* the winner, kept in the model */
     size_t utterance_rows;       /* training rows of several sentences the combiner fitted on */
@@ -62,8 +68,16 @@ typedef struct cml_train_report {
 
 void cml_train_report_release(cml_train_report *r);
 
-/* The member kinds a model type holds in this build, in order; returns how many. */
+/* The member kinds a model type can hold in this build, in order; returns how many. */
 size_t cml_model_type_members(cml_model_type type, const cml_member_ops **ops, size_t cap);
+
+/*
+ * The members a training of o tries: every one of cml_model_type_members with
+ * all_candidates (or keep_all_members), else those not marked extra. Returns how many; the
+ * others' ops go to untried (may be NULL), *n_untried their count.
+ */
+size_t cml_train_candidates(const cml_train_options *o, const cml_member_ops **ops,
+                            const cml_member_ops **untried, size_t *n_untried, size_t cap);
 
 /* Whether ds can train a model of o->type (rows, labels, rows per label, build support). */
 cml_err cml_train_check(const cml_dataset *ds, const cml_train_options *o, cml_diag *diag);

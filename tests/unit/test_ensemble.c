@@ -94,6 +94,37 @@ static double *predict_holdout(const cml_model *m) {
     return out;
 }
 
+/* The default roster leaves out the extra members, says which, and all_candidates or
+ * keep_all_members tries every member of the build. */
+START_TEST(test_candidates_roster) {
+    const cml_member_ops *all[CML_MAX_MEMBERS], *ops[CML_MAX_MEMBERS], *left[CML_MAX_MEMBERS];
+    size_t n_all = cml_model_type_members(CML_MODEL_ENSEMBLE, all, CML_MAX_MEMBERS), n_left = 99;
+    cml_train_options o;
+    cml_train_options_init(&o, CML_MODEL_ENSEMBLE);
+    size_t n = cml_train_candidates(&o, ops, left, &n_left, CML_MAX_MEMBERS);
+    ck_assert_uint_eq(n_all, 7);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_uint_eq(n_left, 3);
+    static const cml_member_kind tried[] = {CML_MEMBER_LOGREG, CML_MEMBER_LINEAR_SVM,
+                                            CML_MEMBER_LOGREG_CHARS, CML_MEMBER_BOOSTED_TREES};
+    static const cml_member_kind untried[] = {CML_MEMBER_LOGREG_WORDS, CML_MEMBER_RANDOM_FOREST,
+                                              CML_MEMBER_MLP};
+    for (size_t k = 0; k < n; k++)
+        ck_assert_int_eq(ops[k]->kind, tried[k]);
+    for (size_t k = 0; k < n_left; k++)
+        ck_assert_int_eq(left[k]->kind, untried[k]);
+    o.all_candidates = true;
+    ck_assert_uint_eq(cml_train_candidates(&o, ops, left, &n_left, CML_MAX_MEMBERS), 7);
+    ck_assert_uint_eq(n_left, 0);
+    o.all_candidates = false;
+    o.keep_all_members = true;
+    ck_assert_uint_eq(cml_train_candidates(&o, ops, NULL, &n_left, CML_MAX_MEMBERS), 7);
+    cml_train_options_init(&o, CML_MODEL_CLASSIC);
+    ck_assert_uint_eq(cml_train_candidates(&o, ops, left, &n_left, CML_MAX_MEMBERS), 1);
+    ck_assert_uint_eq(n_left, 0);
+}
+END_TEST
+
 START_TEST(test_members_beat_chance) {
     shared_setup();
     const cml_member_ops *roster[CML_MAX_MEMBERS];
@@ -709,6 +740,7 @@ int main(void) {
     TCase *tc = tcase_create("members");
     tcase_set_timeout(tc, 120);
     tcase_add_unchecked_fixture(tc, NULL, shared_teardown);
+    tcase_add_test(tc, test_candidates_roster);
     tcase_add_test(tc, test_payload_seal);
     tcase_add_test(tc, test_members_beat_chance);
     tcase_add_test(tc, test_probabilities_are_distributions);

@@ -12,6 +12,8 @@ static double field(const cml_train_options *o, const char *name) {
         return (double)o->cv_folds;
     if (!strcmp(name, "test_fraction"))
         return o->test_frac;
+    if (!strcmp(name, "all_candidates"))
+        return o->all_candidates;
     if (!strcmp(name, "logistic_regression.C"))
         return o->params[CML_MEMBER_LOGREG].C;
     if (!strcmp(name, "linear_svm.C"))
@@ -62,8 +64,17 @@ START_TEST(test_hyperparam_sets_its_field) {
             fresh.cv_folds = o.cv_folds;
         else if (!strcmp(h->name, "test_fraction"))
             fresh.test_frac = o.test_frac;
+        else if (!strcmp(h->name, "all_candidates"))
+            fresh.all_candidates = o.all_candidates;
         else
             memcpy(fresh.params, o.params, sizeof o.params);
+        /* Setting the forest or the network asks for it to be tried. */
+        bool extra = !strncmp(h->name, "random_forest.", 14) || !strncmp(h->name, "mlp.", 4);
+        ck_assert_msg(o.all_candidates ==
+                          (extra || (!strcmp(h->name, "all_candidates") && values[k] != 0)),
+                      "%s=%s: all_candidates %d", h->name, text, o.all_candidates);
+        if (extra)
+            fresh.all_candidates = true;
         ck_assert_msg(memcmp(&fresh, &o, sizeof o) == 0, "%s changed more than its field", h->name);
     }
     ck_assert(h->help != NULL && h->help[0] != '\0');
@@ -74,6 +85,7 @@ START_TEST(test_hyperparam_table_complete) {
     static const char *names[] = {"seed",
                                   "cv_folds",
                                   "test_fraction",
+                                  "all_candidates",
                                   "logistic_regression.C",
                                   "linear_svm.C",
                                   "boosted_trees.n_estimators",
