@@ -398,7 +398,9 @@ check_two_instances() {
     st=$(req POST "$A/api/v1/models/retrain" '{"model_type":"classic"}')
     task=$(body | jget j.task_id)
     expect "retrain on A: 202 with a task id" eq "$st,${task:+id}" "202,id"
-    wait_until 60 job_done "$A" "$task"
+    # A liveness bound, not a timing: a classic retrain under ASan on a busy 2-core machine
+    # has taken over a minute.
+    wait_until 180 job_done "$A" "$task"
     expect "the job completed" eq "$(get "$A/api/v1/models/training/status/$task" | jget j.status)" completed
     VR=$(get "$A/api/v1/models/training/status/$task" | jget j.version)
     [ -n "$VR" ] || VR=$(grep -o "training_completed.*" "$CML_SAVED_A_CML_FCGI_LOG" | sed -n 's/.*version=\([^ ]*\).*/\1/p' | tail -n 1)
