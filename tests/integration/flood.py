@@ -164,12 +164,14 @@ def main():
         print("normal client: no answer at all")
         return 1
     # A flood that never stood proves nothing: nearly every connection must have been up
-    # after the setup, and at least half of them all along (the server's idle timeout closes
-    # some, reopened at once).
+    # after the setup, and its reconnects must have gone through. (The fewest connected at a
+    # sample is no measure: lighttpd closes every idle one at once after 5 s, and a sample
+    # can fall in the middle of the reconnects; 894 of 3,100 was seen.)
     want = a.idle + a.slow
-    if held_before < 0.95 * want or held_min is None or held_min < 0.5 * want:
-        print("the flood did not hold: %d of %d connected after setup, fewest %s"
-              % (held_before, want, held_min))
+    opened = stats["opened"] + stats["connect_failed"]
+    if held_before < 0.95 * want or stats["connect_failed"] > 0.05 * max(opened, 1):
+        print("the flood did not hold: %d of %d connected after setup, %d of %d connects failed"
+              % (held_before, want, stats["connect_failed"], opened))
         return 1
     return 1 if bad else 0
 
