@@ -30,7 +30,7 @@ void cml_train_options_init(cml_train_options *o, cml_model_type type) {
  * A model type's roster. The ensemble's extra members (the word-view regression, the forest
  * and the network) were dropped by the combination as adding nothing on out-of-fold data in
  * every training measured (README, "Models"), while costing more than half of the
- * cross-validation: they are tried only when asked for (train --all-candidates).
+ * cross-validation: they are tried only when asked for (hyperparameter all_candidates).
  */
 typedef struct roster_entry {
     cml_member_kind kind;

@@ -513,6 +513,12 @@ static void pair_labels_with(FILE *out, const cml_live_pair *p, const char *side
 
 static void pair_labels(FILE *out, const cml_live_pair *p) { pair_labels_with(out, p, NULL, NULL); }
 
+/* A pair's two sides, indexed 0 (answering) and 1 (shadow), and their label values. */
+static const char *const side_names[2] = {"answering", "shadow"};
+static const cml_live_side *pair_side(const cml_live_pair *p, int side) {
+    return side ? &p->shadow : &p->answering;
+}
+
 void service_live_metrics(service *svc, FILE *out) {
     cml_live_pair *pairs = NULL;
     size_t n = 0;
@@ -543,10 +549,10 @@ void service_live_metrics(service *svc, FILE *out) {
               out);
         for (size_t i = 0; i < n; i++)
             for (int side = 0; side < 2; side++) {
-                const cml_live_side *s = side ? &pairs[i].shadow : &pairs[i].answering;
+                const cml_live_side *s = pair_side(&pairs[i], side);
                 for (size_t l = 0; l < s->n_labels; l++) {
                     fputs("cultivate_ml_shadow_label_answers_total", out);
-                    pair_labels_with(out, &pairs[i], side ? "shadow" : "answering", s->labels[l]);
+                    pair_labels_with(out, &pairs[i], side_names[side], s->labels[l]);
                     fprintf(out, " %llu\n", (unsigned long long)s->label_n[l]);
                 }
             }
@@ -556,10 +562,9 @@ void service_live_metrics(service *svc, FILE *out) {
               out);
         for (size_t i = 0; i < n; i++)
             for (int side = 0; side < 2; side++) {
-                const cml_live_side *s = side ? &pairs[i].shadow : &pairs[i].answering;
                 fputs("cultivate_ml_shadow_confidence_sum", out);
-                pair_labels_with(out, &pairs[i], side ? "shadow" : "answering", NULL);
-                fprintf(out, " %.17g\n", s->confidence_sum);
+                pair_labels_with(out, &pairs[i], side_names[side], NULL);
+                fprintf(out, " %.17g\n", pair_side(&pairs[i], side)->confidence_sum);
             }
     }
     cml_free(pairs);
