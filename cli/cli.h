@@ -63,5 +63,6 @@ int cmd_upload(int argc, char **argv);
 int cmd_download(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_feedback(int argc, char **argv);
+int cmd_state(int argc, char **argv);
 
 #endif

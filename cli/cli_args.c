@@ -42,6 +42,7 @@ void cli_usage(FILE *out) {
             "  train ... --upload\n"
             "           also upload the new version and its data; move TYPE_latest.model to it\n"
             "  feedback export|counts [--state-dir DIR] [--out FILE]\n"
+            "  state migrate|check [--config FILE]\n"
             "           the service's stored corrections as a text,label CSV, or counted\n"
             "\n"
             "Options:\n"

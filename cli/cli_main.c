@@ -18,6 +18,7 @@ static const struct {
     {"train", cmd_train},       {"evaluate", cmd_evaluate}, {"classify", cmd_classify},
     {"analyze", cmd_analyze},   {"info", cmd_info},         {"upload", cmd_upload},
     {"download", cmd_download}, {"list", cmd_list},         {"feedback", cmd_feedback},
+    {"state", cmd_state},
 };
 
 int main(int argc, char **argv) {

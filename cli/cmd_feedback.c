@@ -1,7 +1,8 @@
 /*
  * `cultivate-ml feedback export|counts`: the educators' corrections stored by
  * the feedback routes, as a text,label CSV ready for training, or counted per
- * label. Reads the service's shared state (STATE_DIR or --state-dir).
+ * label. Reads the service's shared state (STATE_DIR or --state-dir; DATABASE_URL or
+ * STATE_DATABASE_URL when the fleet keeps it in PostgreSQL).
  */
 #include "config.h"
 
@@ -51,7 +52,7 @@ int cmd_feedback(int argc, char **argv) {
         state_dir = CML_LOCALSTATEDIR "/lib/cultivate-ml";
     cml_state *st = NULL;
     cml_diag d = {{0}};
-    cml_err err = cml_state_open(state_dir, &st, &d);
+    cml_err err = cml_state_open(state_dir, cml_state_url_from_env(), &st, &d);
     if (err != CML_OK) {
         fprintf(stderr, "cultivate-ml feedback: %s\n", d.msg);
         return EXIT_FAILURE;

@@ -243,8 +243,8 @@ int cmd_train(int argc, char **argv) {
     o.progress = cli_progress_update;
     o.progress_ctx = &prog;
     if (a.job != NULL) {
-        if (a.state_dir == NULL ||
-            (err = cml_state_open(a.state_dir, &jp.state, &diag)) != CML_OK) {
+        if (a.state_dir == NULL || (err = cml_state_open(a.state_dir, cml_state_url_from_env(),
+                                                         &jp.state, &diag)) != CML_OK) {
             rc = a.state_dir ? cli_fail("cannot open the shared state", err, &diag) : EXIT_USAGE;
             goto done;
         }

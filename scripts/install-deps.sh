@@ -7,13 +7,13 @@
 # Run as root (or through sudo). Safe to run again: installed packages are skipped.
 set -eu
 
-runtime="libfcgi0ldbl spawn-fcgi lighttpd lighttpd-modules-lua libjson-c5 libcurl4 libssl3 libsqlite3-0 sqlite3
+runtime="libfcgi0ldbl spawn-fcgi lighttpd lighttpd-modules-lua libjson-c5 libcurl4 libssl3 libsqlite3-0 sqlite3 libpq5
   libxgboost0 liblinear4 libfann2 libstemmer0d libxxhash0 ca-certificates libjs-chart.js"
 build="build-essential autoconf automake libtool pkg-config autoconf-archive libfcgi-dev
   libjson-c-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libxgboost-dev liblinear-dev
-  libfann-dev libstemmer-dev libxxhash-dev check python3 python3-yaml"
+  libfann-dev libstemmer-dev libxxhash-dev libpq-dev check python3 python3-yaml"
 test="apache2 valgrind wrk curl python3 python3-jsonschema clang-format clang libclang-rt-dev nodejs openssl procps psmisc iproute2 haproxy
-  chromium chromium-driver python3-selenium"
+  chromium chromium-driver python3-selenium postgresql"
 
 container="podman buildah runc debootstrap uidmap debhelper lintian"
 case "${1:-}" in

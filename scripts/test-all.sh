@@ -29,6 +29,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # validator of make check, as docs/api/package-lock.json pins them.
 (cd docs/api && npm ci --no-audit --no-fund --loglevel=error)
 export CML_REQUIRE_AZURITE=1
+# Likewise PostgreSQL (Debian's postgresql, installed in step 1) for the shared-state tests.
+export CML_REQUIRE_POSTGRES=1
 [ -x configure ] || ./autogen.sh
 
 summary=""

@@ -23,6 +23,7 @@ static const char *const cml_error_strings[CML_ERR__COUNT] = {
     [CML_ERR_STORAGE] = "storage request failed",
     [CML_ERR_CONFLICT] = "conflict",
     [CML_ERR_INTERNAL] = "internal error",
+    [CML_ERR_UNAVAILABLE] = "state database unavailable",
 };
 
 const char *cml_strerror(cml_err err) {

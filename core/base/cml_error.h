@@ -22,6 +22,7 @@ typedef enum cml_err {
     CML_ERR_STORAGE,     /* blob storage request failed */
     CML_ERR_CONFLICT,    /* a conditional write lost, or a job already runs */
     CML_ERR_INTERNAL,    /* a bug: an invariant did not hold */
+    CML_ERR_UNAVAILABLE, /* the shared state's database cannot be reached (retry later) */
     CML_ERR__COUNT
 } cml_err;
 

@@ -15,6 +15,7 @@
 #include "base/parse_number.h"
 #include "model/model.h"
 #include "ops/service_log.h"
+#include "state/shared_state.h"
 
 #ifndef CML_BINDIR
 #define CML_BINDIR "/usr/local/bin"
@@ -47,7 +48,15 @@ const cml_config_key cml_config_keys[] = {
     KEY("model_cache_dir", "MODEL_CACHE_DIR", CML_CONF_PATH, model_cache_dir,
         CML_LOCALSTATEDIR "/lib/cultivate-ml/models", 0, 0, NULL, "local model store and cache"),
     KEY("state_dir", "STATE_DIR", CML_CONF_PATH, state_dir, CML_LOCALSTATEDIR "/lib/cultivate-ml",
-        0, 0, NULL, "shared state (SQLite) of all worker processes"),
+        0, 0, NULL, "shared state (SQLite) of all worker processes, and local files"),
+    {.name = "database_url",
+     .env = "DATABASE_URL",
+     .env_alias = "STATE_DATABASE_URL",
+     .type = CML_CONF_DB_URL,
+     .offset = offsetof(cml_config, database_url),
+     .default_value = "",
+     .help = "PostgreSQL connection string or URI for a fleet's shared state (empty: SQLite in "
+             "state_dir; secret)"},
     KEY("use_azure_storage", "USE_AZURE_STORAGE", CML_CONF_BOOL, use_azure_storage, "false", 0, 0,
         NULL, "keep models in Azure Blob Storage"),
     KEY("azure_storage_connection_string", "AZURE_STORAGE_CONNECTION_STRING", CML_CONF_SECRET,
@@ -167,7 +176,8 @@ static cml_err set_value(cml_config *cfg, const cml_config_key *k, const char *v
     }
     case CML_CONF_STRING:
     case CML_CONF_PATH:
-    case CML_CONF_SECRET: {
+    case CML_CONF_SECRET:
+    case CML_CONF_DB_URL: {
         char **s = field(cfg, k);
         char *copy = cml_strdup(value);
         if (copy == NULL)
@@ -247,7 +257,8 @@ cml_err cml_config_load(cml_config *cfg, const char *path, bool file_optional, c
     if (err == CML_OK && path != NULL)
         err = load_file(cfg, path, file_optional, diag);
     for (size_t i = 0; i < cml_config_n_keys && err == CML_OK; i++) {
-        const char *v = getenv(cml_config_keys[i].env);
+        const char *alias = cml_config_keys[i].env_alias;
+        const char *v = alias && getenv(alias) ? getenv(alias) : getenv(cml_config_keys[i].env);
         if (v != NULL)
             err = set_value(cfg, &cml_config_keys[i], v, "environment", diag);
     }
@@ -312,6 +323,12 @@ void cml_config_dump(const cml_config *cfg, FILE *out) {
         case CML_CONF_SECRET:
             fprintf(out, "%s = %s\n", k->name, **(char *const *)f ? "(set)" : "");
             break;
+        case CML_CONF_DB_URL: {
+            char masked[1024];
+            cml_state_masked_url(*(char *const *)f, masked, sizeof masked);
+            fprintf(out, "%s = %s\n", k->name, masked);
+            break;
+        }
         case CML_CONF_ENUM:
             fprintf(out, "%s = %s\n", k->name, cml_config_enum_name(k, *(const int *)f));
             break;

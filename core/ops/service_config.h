@@ -20,6 +20,7 @@ typedef struct cml_config {
     char *state_dir;
     bool use_azure_storage;
     char *azure_connection_string; /* secret */
+    char *database_url;            /* secret: PostgreSQL for the shared state, "" = SQLite */
     char *azure_container;
     char *azure_ca_path;
     int64_t model_sync_interval;
@@ -50,6 +51,7 @@ typedef enum cml_config_type {
     CML_CONF_STRING,
     CML_CONF_PATH,
     CML_CONF_SECRET,
+    CML_CONF_DB_URL, /* a connection string: a secret, shown with its password masked */
     CML_CONF_BOOL,
     CML_CONF_INT,
     CML_CONF_ENUM,
@@ -63,8 +65,9 @@ typedef struct cml_config_enum {
 } cml_config_enum;
 
 typedef struct cml_config_key {
-    const char *name; /* in the config file */
-    const char *env;  /* environment variable */
+    const char *name;      /* in the config file */
+    const char *env;       /* environment variable */
+    const char *env_alias; /* a second name, which wins when both are set; may be NULL */
     cml_config_type type;
     size_t offset; /* into cml_config */
     const char *default_value;

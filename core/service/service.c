@@ -7,6 +7,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <time.h>
@@ -205,7 +206,12 @@ cml_err service_start(service *svc, cml_diag *diag) {
     pthread_mutex_init(&svc->sync_lock, NULL);
     pthread_mutex_init(&svc->versions_lock, NULL);
     svc->started_at = (int64_t)time(NULL);
-    if ((err = cml_state_open(svc->cfg.state_dir, &svc->state, diag)) != CML_OK)
+    /* A trainer is a child process that reads the database from its environment: the URL
+     * never goes on a command line, where ps would show its password. */
+    if (svc->cfg.database_url[0] != '\0' && cml_state_url_from_env() == NULL)
+        setenv("STATE_DATABASE_URL", svc->cfg.database_url, 1);
+    if ((err = cml_state_open(svc->cfg.state_dir, svc->cfg.database_url, &svc->state, diag)) !=
+        CML_OK)
         return err;
     svc->storage.cfg = &svc->cfg;
     svc->storage.state = svc->state;

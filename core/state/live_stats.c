@@ -1,4 +1,5 @@
-/* Shadow counts (shared map, then SQLite daily rows) and feedback scores per version. */
+/* Shadow counts (shared map, then the shared state's daily rows) and feedback scores per version.
+ */
 #include "config.h"
 
 #include "state/live_stats.h"
@@ -267,28 +268,28 @@ static void labels_parse(const char *text, cml_live_side *s) {
 #define ROW_COLUMNS                                                                                \
     "day, a_type, a_version, s_type, s_version, requests, agreements, a_labels, s_labels,"         \
     " a_conf, s_conf, first_at"
-static void row_read(sqlite3_stmt *s, cml_live_pair *p) {
+static void row_read(state_stmt *s, cml_live_pair *p) {
     memset(p, 0, sizeof(*p));
     state_copy_col(p->day, sizeof p->day, s, 0);
     state_copy_col(p->answering.model_type, sizeof p->answering.model_type, s, 1);
     state_copy_col(p->answering.version, sizeof p->answering.version, s, 2);
     state_copy_col(p->shadow.model_type, sizeof p->shadow.model_type, s, 3);
     state_copy_col(p->shadow.version, sizeof p->shadow.version, s, 4);
-    p->requests = (uint64_t)sqlite3_column_int64(s, 5);
-    p->agreements = (uint64_t)sqlite3_column_int64(s, 6);
-    labels_parse((const char *)sqlite3_column_text(s, 7), &p->answering);
-    labels_parse((const char *)sqlite3_column_text(s, 8), &p->shadow);
-    p->answering.confidence_sum = sqlite3_column_double(s, 9);
-    p->shadow.confidence_sum = sqlite3_column_double(s, 10);
-    p->first_at = sqlite3_column_int64(s, 11);
+    p->requests = (uint64_t)state_col_int64(s, 5);
+    p->agreements = (uint64_t)state_col_int64(s, 6);
+    labels_parse(state_col_text(s, 7), &p->answering);
+    labels_parse(state_col_text(s, 8), &p->shadow);
+    p->answering.confidence_sum = state_col_double(s, 9);
+    p->shadow.confidence_sum = state_col_double(s, 10);
+    p->first_at = state_col_int64(s, 11);
 }
 
 /* Binds a row's key (day and the pair's four names) to parameters 1 to 5. */
-static void bind_key(sqlite3_stmt *s, const char *day, const cml_live_pair *p) {
+static void bind_key(state_stmt *s, const char *day, const cml_live_pair *p) {
     const char *v[5] = {day, p->answering.model_type, p->answering.version, p->shadow.model_type,
                         p->shadow.version};
     for (int i = 0; i < 5; i++)
-        sqlite3_bind_text(s, i + 1, v[i], -1, SQLITE_STATIC);
+        state_bind_text(s, i + 1, v[i]);
 }
 
 /* Adds p to its stored row of day (st->lock held, inside a transaction). */
@@ -296,18 +297,22 @@ static bool store_pair(cml_state *st, const char *day, const cml_live_pair *p) {
     cml_live_pair row;
     bool ok = false;
     char *la = NULL, *ls = NULL;
-    sqlite3_stmt *q = state_prep(st, "SELECT " ROW_COLUMNS " FROM shadow_daily WHERE day = ? AND"
-                                     " a_type = ? AND a_version = ? AND s_type = ? AND"
-                                     " s_version = ?");
-    sqlite3_stmt *w = state_prep(st, "INSERT OR REPLACE INTO shadow_daily (" ROW_COLUMNS
-                                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    state_stmt *q = state_prep(st, "SELECT " ROW_COLUMNS " FROM shadow_daily WHERE day = ? AND"
+                                   " a_type = ? AND a_version = ? AND s_type = ? AND"
+                                   " s_version = ?");
+    state_stmt *w = state_prep(
+        st, "INSERT INTO shadow_daily (" ROW_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (day, a_type, a_version, s_type, s_version) DO UPDATE SET"
+            " requests = excluded.requests, agreements = excluded.agreements,"
+            " a_labels = excluded.a_labels, s_labels = excluded.s_labels,"
+            " a_conf = excluded.a_conf, s_conf = excluded.s_conf, first_at = excluded.first_at");
     if (q == NULL || w == NULL)
         goto done;
     bind_key(q, day, p);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
+    state_step_result rc = state_step(q);
+    if (rc == STATE_ROW) {
         row_read(q, &row);
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == STATE_DONE) {
         row = *p;
         memset(&row.answering, 0, sizeof row.answering);
         memset(&row.shadow, 0, sizeof row.shadow);
@@ -322,17 +327,17 @@ static bool store_pair(cml_state *st, const char *day, const cml_live_pair *p) {
     if (la == NULL || ls == NULL)
         goto done;
     bind_key(w, day, p);
-    sqlite3_bind_int64(w, 6, (int64_t)row.requests);
-    sqlite3_bind_int64(w, 7, (int64_t)row.agreements);
-    sqlite3_bind_text(w, 8, la, -1, SQLITE_STATIC);
-    sqlite3_bind_text(w, 9, ls, -1, SQLITE_STATIC);
-    sqlite3_bind_double(w, 10, row.answering.confidence_sum);
-    sqlite3_bind_double(w, 11, row.shadow.confidence_sum);
-    sqlite3_bind_int64(w, 12, row.first_at);
-    ok = sqlite3_step(w) == SQLITE_DONE;
+    state_bind_int64(w, 6, (int64_t)row.requests);
+    state_bind_int64(w, 7, (int64_t)row.agreements);
+    state_bind_text(w, 8, la);
+    state_bind_text(w, 9, ls);
+    state_bind_double(w, 10, row.answering.confidence_sum);
+    state_bind_double(w, 11, row.shadow.confidence_sum);
+    state_bind_int64(w, 12, row.first_at);
+    ok = state_step(w) == STATE_DONE;
 done:
-    sqlite3_finalize(q);
-    sqlite3_finalize(w);
+    state_finalize(q);
+    state_finalize(w);
     cml_free(la);
     cml_free(ls);
     return ok;
@@ -349,7 +354,7 @@ cml_err cml_live_flush(cml_state *st) {
     cml_live_day((int64_t)time(NULL), day);
     pthread_mutex_lock(&st->lock);
     /* Counts are taken inside the write transaction, so a failed one can give them back. */
-    ok = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    ok = state_begin(st) == CML_OK;
     for (size_t i = 0; ok && i < SLOTS; i++) {
         slot *s = &L->slots[i];
         if (atomic_load_explicit(&s->state, memory_order_acquire) != 2 ||
@@ -360,16 +365,16 @@ cml_err cml_live_flush(cml_state *st) {
         ok = store_pair(st, day, &taken[i]);
     }
     if (ok)
-        ok = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+        ok = state_commit(st) == CML_OK;
     if (!ok) {
-        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        state_rollback(st);
         for (size_t i = 0; i < SLOTS; i++)
             if (had[i])
                 slot_restore(&L->slots[i], &taken[i]);
     }
     pthread_mutex_unlock(&st->lock);
     cml_free(taken);
-    return ok ? CML_OK : CML_ERR_IO;
+    return ok ? CML_OK : state_failure(st);
 }
 
 /* Appends p to *rows, merging it into a row of the same day and pair. */
@@ -403,23 +408,23 @@ cml_err cml_live_rows(cml_state *st, const char *from_day, bool with_pending, cm
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = state_prep(st, "SELECT " ROW_COLUMNS " FROM shadow_daily WHERE day >= ?"
-                                     " ORDER BY day, a_type, a_version, s_type, s_version");
+    state_stmt *s = state_prep(st, "SELECT " ROW_COLUMNS " FROM shadow_daily WHERE day >= ?"
+                                   " ORDER BY day, a_type, a_version, s_type, s_version");
     if (s == NULL) {
-        err = CML_ERR_IO;
+        err = state_failure(st);
     } else {
-        sqlite3_bind_text(s, 1, from_day ? from_day : "", -1, SQLITE_STATIC);
-        int rc;
-        while (err == CML_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        state_bind_text(s, 1, from_day ? from_day : "");
+        state_step_result rc = STATE_DONE;
+        while (err == CML_OK && (rc = state_step(s)) == STATE_ROW) {
             cml_live_pair p;
             row_read(s, &p);
             if (!rows_merge(out, n, &cap, &p))
                 err = CML_ERR_NOMEM;
         }
-        if (err == CML_OK && rc != SQLITE_DONE)
-            err = CML_ERR_IO;
+        if (err == CML_OK && rc != STATE_DONE)
+            err = state_failure(st);
     }
-    sqlite3_finalize(s);
+    state_finalize(s);
     pthread_mutex_unlock(&st->lock);
     char today[11];
     cml_live_day((int64_t)time(NULL), today);
@@ -447,15 +452,15 @@ cml_err cml_live_rows(cml_state *st, const char *from_day, bool with_pending, cm
 cml_err cml_state_add_feedback_score(cml_state *st, int64_t id, const char *model_type,
                                      const char *version, const char *predicted) {
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = state_prep(st, "INSERT OR IGNORE INTO feedback_scores (feedback_id,"
-                                     " model_type, version, predicted_class, scored_at)"
-                                     " VALUES (?, ?, ?, ?, ?)");
+    state_stmt *s = state_prep(st, "INSERT INTO feedback_scores (feedback_id, model_type,"
+                                   " version, predicted_class, scored_at) VALUES (?, ?, ?, ?, ?)"
+                                   " ON CONFLICT DO NOTHING");
     if (s) {
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_text(s, 2, model_type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, version, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 4, predicted, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 5, (int64_t)time(NULL));
+        state_bind_int64(s, 1, id);
+        state_bind_text(s, 2, model_type);
+        state_bind_text(s, 3, version);
+        state_bind_text(s, 4, predicted);
+        state_bind_int64(s, 5, (int64_t)time(NULL));
     }
     return state_finish_write(st, s);
 }
@@ -475,33 +480,33 @@ cml_err cml_state_feedback_unscored(cml_state *st, const char *model_type, const
     if (limit && *out == NULL)
         return CML_ERR_NOMEM;
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = state_prep(
+    state_stmt *s = state_prep(
         st, "SELECT f.id, f.created_at, f.text, f.correct_class FROM feedback f WHERE f.id > ?"
             " AND NOT EXISTS (SELECT 1 FROM feedback_scores c WHERE c.feedback_id = f.id AND"
             " c.model_type = ? AND c.version = ?) ORDER BY f.id LIMIT ?");
     if (s == NULL) {
-        err = CML_ERR_IO;
+        err = state_failure(st);
     } else {
-        sqlite3_bind_int64(s, 1, after_id);
-        sqlite3_bind_text(s, 2, model_type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, version, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 4, (int64_t)limit);
-        int rc;
-        while (err == CML_OK && *n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        state_bind_int64(s, 1, after_id);
+        state_bind_text(s, 2, model_type);
+        state_bind_text(s, 3, version);
+        state_bind_int64(s, 4, (int64_t)limit);
+        state_step_result rc = STATE_DONE;
+        while (err == CML_OK && *n < limit && (rc = state_step(s)) == STATE_ROW) {
             cml_feedback_item *it = &(*out)[*n];
-            it->id = sqlite3_column_int64(s, 0);
-            it->created_at = sqlite3_column_int64(s, 1);
-            it->text = cml_strdup((const char *)sqlite3_column_text(s, 2));
+            it->id = state_col_int64(s, 0);
+            it->created_at = state_col_int64(s, 1);
+            it->text = cml_strdup(state_col_text(s, 2));
             state_copy_col(it->correct_class, sizeof it->correct_class, s, 3);
             if (it->text == NULL)
                 err = CML_ERR_NOMEM;
             else
                 (*n)++;
         }
-        if (err == CML_OK && *n < limit && rc != SQLITE_DONE)
-            err = CML_ERR_IO;
+        if (err == CML_OK && *n < limit && rc != STATE_DONE)
+            err = state_failure(st);
     }
-    sqlite3_finalize(s);
+    state_finalize(s);
     pthread_mutex_unlock(&st->lock);
     if (err != CML_OK) {
         cml_feedback_items_free(*out, *n);
@@ -524,27 +529,31 @@ cml_err cml_state_feedback_confusion(cml_state *st, const char *model_type, cons
     cml_err err = CML_OK;
     memset(confusion, 0, n_labels * n_labels * sizeof(size_t));
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = state_prep(
-        st, "SELECT f.correct_class, c.predicted_class, COUNT(*) FROM feedback_scores c"
-            " JOIN feedback f ON f.id = c.feedback_id WHERE c.model_type = ? AND c.version = ?"
-            " AND (?4 IS NULL OR date(f.created_at, 'unixepoch') = ?4) GROUP BY 1, 2");
+    char sql[512], created_day[128];
+    state_day_expr(st, "f.created_at", created_day, sizeof created_day);
+    snprintf(sql, sizeof sql,
+             "SELECT f.correct_class, c.predicted_class, COUNT(*) FROM feedback_scores c"
+             " JOIN feedback f ON f.id = c.feedback_id WHERE c.model_type = ?1 AND c.version = ?2"
+             " AND (?3 IS NULL OR %s = ?3) GROUP BY 1, 2",
+             created_day);
+    state_stmt *s = state_prep(st, sql);
     if (s == NULL) {
-        err = CML_ERR_IO;
+        err = state_failure(st);
     } else {
-        sqlite3_bind_text(s, 1, model_type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, version, -1, SQLITE_STATIC);
-        state_bind_opt_text(s, 4, day);
-        int rc;
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            int a = label_index(labels, n_labels, (const char *)sqlite3_column_text(s, 0));
-            int p = label_index(labels, n_labels, (const char *)sqlite3_column_text(s, 1));
+        state_bind_text(s, 1, model_type);
+        state_bind_text(s, 2, version);
+        state_bind_opt_text(s, 3, day);
+        state_step_result rc = STATE_DONE;
+        while ((rc = state_step(s)) == STATE_ROW) {
+            int a = label_index(labels, n_labels, state_col_text(s, 0));
+            int p = label_index(labels, n_labels, state_col_text(s, 1));
             if (a >= 0 && p >= 0)
-                confusion[(size_t)a * n_labels + (size_t)p] += (size_t)sqlite3_column_int64(s, 2);
+                confusion[(size_t)a * n_labels + (size_t)p] += (size_t)state_col_int64(s, 2);
         }
-        if (rc != SQLITE_DONE)
-            err = CML_ERR_IO;
+        if (rc != STATE_DONE)
+            err = state_failure(st);
     }
-    sqlite3_finalize(s);
+    state_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return err;
 }
@@ -556,16 +565,20 @@ cml_err cml_state_feedback_days(cml_state *st, const char *from_day, cml_feedbac
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = state_prep(
-        st, "SELECT date(f.created_at, 'unixepoch') AS d, c.model_type, c.version, COUNT(*),"
-            " SUM(c.predicted_class = f.correct_class) FROM feedback_scores c JOIN feedback f"
-            " ON f.id = c.feedback_id WHERE d >= ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
+    char sql[640], created_day[128];
+    state_day_expr(st, "f.created_at", created_day, sizeof created_day);
+    snprintf(sql, sizeof sql,
+             "SELECT %s, c.model_type, c.version, COUNT(*), SUM(CASE WHEN c.predicted_class ="
+             " f.correct_class THEN 1 ELSE 0 END) FROM feedback_scores c JOIN feedback f"
+             " ON f.id = c.feedback_id WHERE %s >= ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+             created_day, created_day);
+    state_stmt *s = state_prep(st, sql);
     if (s == NULL) {
-        err = CML_ERR_IO;
+        err = state_failure(st);
     } else {
-        sqlite3_bind_text(s, 1, from_day ? from_day : "", -1, SQLITE_STATIC);
-        int rc;
-        while (err == CML_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        state_bind_text(s, 1, from_day ? from_day : "");
+        state_step_result rc = STATE_DONE;
+        while (err == CML_OK && (rc = state_step(s)) == STATE_ROW) {
             if (*n == cap) {
                 size_t nc = cap ? cap * 2 : 16;
                 cml_feedback_day *g = cml_realloc_array(*out, nc, sizeof(cml_feedback_day));
@@ -580,13 +593,13 @@ cml_err cml_state_feedback_days(cml_state *st, const char *from_day, cml_feedbac
             state_copy_col(d->day, sizeof d->day, s, 0);
             state_copy_col(d->model_type, sizeof d->model_type, s, 1);
             state_copy_col(d->version, sizeof d->version, s, 2);
-            d->n = sqlite3_column_int64(s, 3);
-            d->correct = sqlite3_column_int64(s, 4);
+            d->n = state_col_int64(s, 3);
+            d->correct = state_col_int64(s, 4);
         }
-        if (err == CML_OK && rc != SQLITE_DONE)
-            err = CML_ERR_IO;
+        if (err == CML_OK && rc != STATE_DONE)
+            err = state_failure(st);
     }
-    sqlite3_finalize(s);
+    state_finalize(s);
     pthread_mutex_unlock(&st->lock);
     if (err != CML_OK) {
         cml_free(*out);
@@ -599,13 +612,13 @@ cml_err cml_state_feedback_days(cml_state *st, const char *from_day, cml_feedbac
 int64_t cml_live_since(cml_state *st) {
     int64_t since = 0;
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s =
+    state_stmt *s =
         state_prep(st, "SELECT MIN(t) FROM (SELECT MIN(first_at) AS t FROM shadow_daily UNION ALL"
                        " SELECT MIN(f.created_at) FROM feedback f JOIN feedback_scores c ON"
-                       " c.feedback_id = f.id)");
-    if (s && sqlite3_step(s) == SQLITE_ROW)
-        since = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+                       " c.feedback_id = f.id) AS u");
+    if (s && state_step(s) == STATE_ROW)
+        since = state_col_int64(s, 0);
+    state_finalize(s);
     pthread_mutex_unlock(&st->lock);
     return since;
 }

@@ -1,9 +1,12 @@
 /*
  * State shared by every worker process of an instance and kept across
- * restarts, in SQLite (WAL): the model selection, known model versions,
- * feedback, training jobs, training history and evaluations. A selection
- * change also bumps a counter in a small shared memory map so that workers
- * notice it with one atomic load per request.
+ * restarts: the model selection, known model versions, feedback, training
+ * jobs, training history, evaluations and the live comparison's counts. In
+ * SQLite (WAL) in the state directory by default; in PostgreSQL, shared by a
+ * whole fleet, when a database URL is given (core/state/backend/). A
+ * selection change also bumps a counter in a small shared memory map so that
+ * workers notice it with one atomic load per request; with PostgreSQL a
+ * watcher thread (LISTEN) brings the fleet's changes into that map.
  *
  * One cml_state per process; its functions lock internally and may be called
  * from any thread. One file by what it stores: shared_state.c (opening, the
@@ -21,8 +24,24 @@
 
 typedef struct cml_state cml_state;
 
-/* Opens (creating) dir/state.sqlite3 and dir/generation; *out owned by the caller. */
-cml_err cml_state_open(const char *dir, cml_state **out, cml_diag *diag);
+/*
+ * Opens the state: dir/generation, and dir/state.sqlite3 when database_url is NULL or "",
+ * else the PostgreSQL database it names (a libpq connection string or URI). Migrates the
+ * schema. A PostgreSQL server that cannot be reached is not an error here: calls answer
+ * CML_ERR_UNAVAILABLE until it can. *out owned by the caller.
+ */
+cml_err cml_state_open(const char *dir, const char *database_url, cml_state **out, cml_diag *diag);
+/* The database URL the environment names: STATE_DATABASE_URL, else DATABASE_URL, else NULL. */
+const char *cml_state_url_from_env(void);
+/* "sqlite" or "postgresql" (static). */
+const char *cml_state_backend_name(const cml_state *st);
+/* False while the database cannot be reached (it reconnects by itself). */
+bool cml_state_reachable(cml_state *st);
+/* With apply, runs the pending schema migrations; *current gets the version the database is
+ * at, *latest the one this build writes. */
+cml_err cml_state_migrate(cml_state *st, bool apply, int *current, int *latest, cml_diag *diag);
+/* url with its password (userinfo or password= keyword) replaced by "***", into out. */
+void cml_state_masked_url(const char *url, char *out, size_t cap);
 /* Accepts NULL. */
 void cml_state_close(cml_state *st);
 

@@ -8,23 +8,23 @@
 
 cml_err cml_state_upsert_model(cml_state *st, const cml_model_record *r) {
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = state_prep(
+    state_stmt *s = state_prep(
         st,
         "INSERT INTO models (model_type, version, created_at, size_bytes, sha256, metrics, local,"
         " blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(model_type, version) DO UPDATE SET"
         " created_at = excluded.created_at, size_bytes = excluded.size_bytes,"
         " sha256 = excluded.sha256, metrics = COALESCE(excluded.metrics, models.metrics),"
-        " local = excluded.local OR models.local, blob = excluded.blob OR models.blob");
+        " local = CASE WHEN excluded.local <> 0 OR models.local <> 0 THEN 1 ELSE 0 END,"
+        " blob = CASE WHEN excluded.blob <> 0 OR models.blob <> 0 THEN 1 ELSE 0 END");
     if (s != NULL) {
-        sqlite3_bind_text(s, 1, r->model_type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, r->version, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, r->created_at);
-        sqlite3_bind_int64(s, 4, r->size_bytes);
-        sqlite3_bind_text(s, 5, r->sha256, -1, SQLITE_STATIC);
-        if (r->metrics_json)
-            sqlite3_bind_text(s, 6, r->metrics_json, -1, SQLITE_STATIC);
-        sqlite3_bind_int(s, 7, r->local);
-        sqlite3_bind_int(s, 8, r->blob);
+        state_bind_text(s, 1, r->model_type);
+        state_bind_text(s, 2, r->version);
+        state_bind_int64(s, 3, r->created_at);
+        state_bind_int64(s, 4, r->size_bytes);
+        state_bind_text(s, 5, r->sha256);
+        state_bind_opt_text(s, 6, r->metrics_json);
+        state_bind_int64(s, 7, r->local);
+        state_bind_int64(s, 8, r->blob);
     }
     return state_finish_write(st, s);
 }
@@ -44,18 +44,17 @@ cml_err cml_state_list_models(cml_state *st, const char *model_type, cml_model_r
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s =
+    state_stmt *s =
         state_prep(st, "SELECT model_type, version, created_at, size_bytes, sha256, metrics,"
                        " local, blob FROM models WHERE ?1 IS NULL OR model_type = ?1"
                        " ORDER BY version DESC");
     if (s == NULL) {
-        err = CML_ERR_IO;
+        err = state_failure(st);
         goto done;
     }
-    if (model_type)
-        sqlite3_bind_text(s, 1, model_type, -1, SQLITE_STATIC);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    state_bind_opt_text(s, 1, model_type);
+    state_step_result rc = STATE_DONE;
+    while ((rc = state_step(s)) == STATE_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
             cml_model_record *g = cml_realloc_array(*out, cap, sizeof(**out));
@@ -69,19 +68,19 @@ cml_err cml_state_list_models(cml_state *st, const char *model_type, cml_model_r
         memset(r, 0, sizeof(*r));
         state_copy_col(r->model_type, sizeof r->model_type, s, 0);
         state_copy_col(r->version, sizeof r->version, s, 1);
-        r->created_at = sqlite3_column_int64(s, 2);
-        r->size_bytes = sqlite3_column_int64(s, 3);
+        r->created_at = state_col_int64(s, 2);
+        r->size_bytes = state_col_int64(s, 3);
         state_copy_col(r->sha256, sizeof r->sha256, s, 4);
-        const unsigned char *m = sqlite3_column_text(s, 5);
-        r->metrics_json = m ? cml_strdup((const char *)m) : NULL;
-        r->local = sqlite3_column_int(s, 6) != 0;
-        r->blob = sqlite3_column_int(s, 7) != 0;
+        const char *m = state_col_text(s, 5);
+        r->metrics_json = m ? cml_strdup(m) : NULL;
+        r->local = state_col_int64(s, 6) != 0;
+        r->blob = state_col_int64(s, 7) != 0;
         (*n)++;
     }
-    if (rc != SQLITE_DONE)
-        err = CML_ERR_IO;
+    if (rc != STATE_DONE)
+        err = state_failure(st);
 done:
-    sqlite3_finalize(s);
+    state_finalize(s);
     pthread_mutex_unlock(&st->lock);
     if (err != CML_OK) {
         cml_model_records_free(*out, *n);
@@ -93,10 +92,10 @@ done:
 
 cml_err cml_state_delete_model(cml_state *st, const char *model_type, const char *version) {
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = state_prep(st, "DELETE FROM models WHERE model_type = ? AND version = ?");
+    state_stmt *s = state_prep(st, "DELETE FROM models WHERE model_type = ? AND version = ?");
     if (s) {
-        sqlite3_bind_text(s, 1, model_type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, version, -1, SQLITE_STATIC);
+        state_bind_text(s, 1, model_type);
+        state_bind_text(s, 2, version);
     }
     return state_finish_write(st, s);
 }

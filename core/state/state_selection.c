@@ -7,21 +7,23 @@
 #include "state/state_internal.h"
 
 static cml_err read_selection(cml_state *st, cml_selection *out) {
-    sqlite3_stmt *s =
+    state_stmt *s =
         state_prep(st, "SELECT active_type, classic_version, ensemble_version, updated_at,"
                        " generation FROM selection WHERE id = 1");
     if (s == NULL)
-        return CML_ERR_IO;
-    int rc = sqlite3_step(s);
-    cml_err err = rc == SQLITE_ROW ? CML_OK : rc == SQLITE_DONE ? CML_ERR_NOT_FOUND : CML_ERR_IO;
+        return state_failure(st);
+    state_step_result rc = state_step(s);
+    cml_err err = rc == STATE_ROW    ? CML_OK
+                  : rc == STATE_DONE ? CML_ERR_NOT_FOUND
+                                     : state_failure(st);
     if (err == CML_OK) {
         state_copy_col(out->active_type, sizeof out->active_type, s, 0);
         state_copy_col(out->classic_version, sizeof out->classic_version, s, 1);
         state_copy_col(out->ensemble_version, sizeof out->ensemble_version, s, 2);
-        out->updated_at = sqlite3_column_int64(s, 3);
-        out->generation = (uint64_t)sqlite3_column_int64(s, 4);
+        out->updated_at = state_col_int64(s, 3);
+        out->generation = (uint64_t)state_col_int64(s, 4);
     }
-    sqlite3_finalize(s);
+    state_finalize(s);
     return err;
 }
 
@@ -36,9 +38,9 @@ cml_err cml_state_get_selection(cml_state *st, cml_selection *out) {
 static cml_err write_selection(cml_state *st, cml_selection *sel, bool only_if_absent,
                                bool keep_time) {
     cml_err err = CML_OK;
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return CML_ERR_IO;
+    state_stmt *s = NULL;
+    if (state_begin(st) != CML_OK)
+        return state_failure(st);
     cml_selection cur;
     cml_err have = read_selection(st, &cur);
     if (have == CML_OK && only_if_absent) {
@@ -56,34 +58,36 @@ static cml_err write_selection(cml_state *st, cml_selection *sel, bool only_if_a
             " ensemble_version = excluded.ensemble_version, updated_at = excluded.updated_at,"
             " generation = excluded.generation");
     if (s == NULL) {
-        err = CML_ERR_IO;
+        err = state_failure(st);
         goto rollback;
     }
     if (!keep_time || sel->updated_at <= 0)
         sel->updated_at = (int64_t)time(NULL);
     sel->generation = gen;
-    sqlite3_bind_text(s, 1, sel->active_type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, sel->classic_version, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, sel->ensemble_version, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, sel->updated_at);
-    sqlite3_bind_int64(s, 5, (int64_t)gen);
-    if (sqlite3_step(s) != SQLITE_DONE) {
-        err = CML_ERR_IO;
+    state_bind_text(s, 1, sel->active_type);
+    state_bind_text(s, 2, sel->classic_version);
+    state_bind_text(s, 3, sel->ensemble_version);
+    state_bind_int64(s, 4, sel->updated_at);
+    state_bind_int64(s, 5, (int64_t)gen);
+    /* The fleet hears of it when (and only if) the transaction commits. */
+    if (state_step(s) != STATE_DONE ||
+        (st->drv->notify && st->drv->notify(st->db, gen) != CML_OK)) {
+        err = state_failure(st);
         goto rollback;
     }
 commit:
-    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        err = CML_ERR_IO;
+    if (state_commit(st) != CML_OK) {
+        err = state_failure(st);
         goto rollback;
     }
-    sqlite3_finalize(s);
+    state_finalize(s);
     /* Published after the commit, so a worker that sees it reads the new row. */
     if (atomic_load(st->generation) < sel->generation)
         atomic_store_explicit(st->generation, sel->generation, memory_order_release);
     return CML_OK;
 rollback:
-    sqlite3_finalize(s);
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    state_finalize(s);
+    state_rollback(st);
     return err;
 }
 

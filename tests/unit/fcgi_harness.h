@@ -43,7 +43,7 @@ static void harness_start(const char *api_key, const char *cors) {
     harness_svc.cfg.max_body_bytes = 4096;
     harness_svc.cfg.max_text_chars = 20;
     cml_log_configure(CML_LOG_ERROR, CML_LOG_LOGFMT);
-    ck_assert_msg(cml_state_open(harness_dir, &harness_svc.state, &d) == CML_OK, "%s", d.msg);
+    ck_assert_msg(cml_state_open(harness_dir, NULL, &harness_svc.state, &d) == CML_OK, "%s", d.msg);
     harness_svc.registry = cml_registry_new(harness_dir);
     ck_assert_ptr_nonnull(harness_svc.registry);
     harness_svc.storage.cfg = &harness_svc.cfg;
