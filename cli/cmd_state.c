@@ -52,7 +52,9 @@ int cmd_state(int argc, char **argv) {
         snprintf(where, sizeof where, "%s/state.sqlite3", cfg.state_dir);
     cml_state *st = NULL;
     int current = 0, latest = 0;
-    cml_err err = cml_state_open(cfg.state_dir, cfg.database_url, &st, &d);
+    /* With PostgreSQL, the service's state directory need not exist where this runs. */
+    cml_err err =
+        cml_state_open(cfg.database_url[0] ? NULL : cfg.state_dir, cfg.database_url, &st, &d);
     if (err == CML_OK)
         err = cml_state_migrate(st, apply, &current, &latest, &d);
     if (err != CML_OK) {

@@ -24,6 +24,9 @@ const api_error_info api_errors[API_ERR__MAX] = {
       "An internal fault stopped this request.", NULL),
     E(API_ERR_BUSY, HTTP_SERVICE_UNAVAILABLE, "server_busy",
       "Every thread for large requests is busy; retry in a moment.", "Retry-After: 1"),
+    E(API_ERR_STATE_UNAVAILABLE, HTTP_SERVICE_UNAVAILABLE, "state_unavailable",
+      "The state database cannot be reached; nothing was changed. Retry in a moment.",
+      "Retry-After: 5"),
 
     E(API_ERR_MISSING_BODY, HTTP_BAD_REQUEST, "missing_body", "The request needs a JSON body.",
       NULL),

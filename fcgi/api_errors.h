@@ -33,6 +33,7 @@ typedef enum api_error {
     API_ERR_BODY_UNREADABLE,
     API_ERR_INTERNAL,
     API_ERR_BUSY,
+    API_ERR_STATE_UNAVAILABLE, /* the state database (PostgreSQL) cannot be reached */
     /* Bodies and fields (request parsing). */
     API_ERR_MISSING_BODY,
     API_ERR_UNSUPPORTED_MEDIA_TYPE,

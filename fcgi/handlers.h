@@ -7,8 +7,15 @@
 
 typedef enum handler_result {
     HANDLER_DONE,  /* the handler answered */
-    HANDLER_FAULT, /* an internal fault: the router answers 500 if nothing was sent */
+    HANDLER_FAULT, /* an internal fault: the router answers 500 if nothing was sent (503
+                      state_unavailable while the state database cannot be reached) */
 } handler_result;
+
+/* The answer to a failed state call: state_unavailable when the database cannot be reached,
+ * else the handler's own error. */
+static inline api_error state_api_error(cml_err err, api_error otherwise) {
+    return err == CML_ERR_UNAVAILABLE ? API_ERR_STATE_UNAVAILABLE : otherwise;
+}
 
 /* What the route table hands a handler besides the request. */
 typedef struct route_args {

@@ -406,8 +406,9 @@ handler_result handle_feedback(service *svc, http_req *r, const route_args *args
     }
     if (!bad) {
         int64_t id = 0, total = 0;
-        if (cml_state_add_feedback(svc->state, &fb, &id, &total) != CML_OK) {
-            http_send_api_error(r, API_ERR_FEEDBACK_NOT_STORED);
+        cml_err err = cml_state_add_feedback(svc->state, &fb, &id, &total);
+        if (err != CML_OK) {
+            http_send_api_error(r, state_api_error(err, API_ERR_FEEDBACK_NOT_STORED));
         } else {
             defer(NULL, NULL, fb.text, id);
             json_object *o = json_object_new_object();

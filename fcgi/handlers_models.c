@@ -61,6 +61,9 @@ handler_result handle_select(service *svc, http_req *r, const route_args *args) 
     case CML_ERR_IO:
         http_send_api_error(r, API_ERR_SELECTION_NOT_STORED);
         goto done;
+    case CML_ERR_UNAVAILABLE:
+        http_send_api_error(r, API_ERR_STATE_UNAVAILABLE);
+        goto done;
     default:
         http_send_api_error(r, API_ERR_SELECTED_NOT_LOADED);
         goto done;
@@ -108,8 +111,9 @@ handler_result handle_models(service *svc, http_req *r, const route_args *args) 
     char ts[32];
     cml_model_record *recs = NULL;
     size_t n = 0;
-    if (cml_state_list_models(svc->state, NULL, &recs, &n) != CML_OK) {
-        http_send_api_error(r, API_ERR_MODEL_LIST_UNREADABLE);
+    cml_err err = cml_state_list_models(svc->state, NULL, &recs, &n);
+    if (err != CML_OK) {
+        http_send_api_error(r, state_api_error(err, API_ERR_MODEL_LIST_UNREADABLE));
         return HANDLER_DONE;
     }
     cml_model_type active = (cml_model_type)atomic_load(&svc->active_type);

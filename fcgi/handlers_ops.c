@@ -39,16 +39,17 @@ handler_result handle_health(service *svc, http_req *r, const route_args *args) 
     char storage_error[256];
     storage_status(&svc->storage, &reachable, &last, storage_error, sizeof storage_error);
     bool missing = (service_type_available(CML_MODEL_ENSEMBLE) && !e_loaded) || !c_loaded;
-    const char *status = !active_ok                ? "unhealthy"
-                         : (!reachable || missing) ? "degraded"
-                                                   : "healthy";
+    bool state_ok = cml_state_reachable(svc->state);
+    const char *status = !active_ok                             ? "unhealthy"
+                         : (!reachable || missing || !state_ok) ? "degraded"
+                                                                : "healthy";
     cml_job job;
     service_reap_jobs(svc);
     bool training =
         cml_state_job_latest(svc->state, &job) == CML_OK && job.status == CML_JOB_RUNNING;
 
     json_object *o = json_object_new_object(), *storage = json_object_new_object(),
-                *tr = json_object_new_object();
+                *tr = json_object_new_object(), *state = json_object_new_object();
     json_object_object_add(o, "status", json_object_new_string(status));
     json_object_object_add(o, "service", json_object_new_string("cultivate-ml-api"));
     json_object_object_add(o, "version", json_object_new_string(PACKAGE_VERSION));
@@ -63,6 +64,10 @@ handler_result handle_health(service *svc, http_req *r, const route_args *args) 
     if (!reachable && storage_error[0])
         json_object_object_add(storage, "error", json_object_new_string(storage_error));
     json_object_object_add(o, "storage", storage);
+    json_object_object_add(state, "backend",
+                           json_object_new_string(cml_state_backend_name(svc->state)));
+    json_object_object_add(state, "reachable", json_object_new_boolean(state_ok));
+    json_object_object_add(o, "state", state);
     json_object_object_add(tr, "is_training", json_object_new_boolean(training));
     json_object_object_add(o, "training", tr);
     json_object_object_add(o, "uptime_s",
@@ -74,6 +79,9 @@ handler_result handle_health(service *svc, http_req *r, const route_args *args) 
         json_object_object_add(o, "reason", json_object_new_string("a model is not loaded"));
     else if (!reachable)
         json_object_object_add(o, "reason", json_object_new_string("blob storage is unreachable"));
+    else if (!state_ok)
+        json_object_object_add(o, "reason",
+                               json_object_new_string("the state database is unreachable"));
     http_send_json(r, active_ok ? HTTP_OK : HTTP_SERVICE_UNAVAILABLE, o);
     return HANDLER_DONE;
 }

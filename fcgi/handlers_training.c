@@ -137,6 +137,9 @@ handler_result handle_retrain(service *svc, http_req *r, const route_args *args)
     case CML_ERR_IO:
         http_send_api_error(r, API_ERR_FEEDBACK_UNREADABLE);
         goto done;
+    case CML_ERR_UNAVAILABLE:
+        http_send_api_error(r, API_ERR_STATE_UNAVAILABLE);
+        goto done;
     default:
         http_send_api_error(r, API_ERR_BAD_TRAINING_DATA, d.msg);
         goto done;
@@ -150,6 +153,9 @@ handler_result handle_retrain(service *svc, http_req *r, const route_args *args)
         goto done;
     case CML_ERR_CONFLICT:
         http_send_api_error(r, API_ERR_TRAINING_IN_PROGRESS);
+        goto done;
+    case CML_ERR_UNAVAILABLE:
+        http_send_api_error(r, API_ERR_STATE_UNAVAILABLE);
         goto done;
     default:
         http_send_api_error(r, API_ERR_TRAINING_NOT_STARTED);

@@ -222,8 +222,10 @@ static void serve_route(service *svc, http_req *r, const route *hit, route_param
                        .param2 = params[1][0] ? params[1] : NULL,
                        .type = (cml_model_type)hit->type,
                        .query_text = (hit->flags & ROUTE_QUERY_TEXT) != 0};
+    /* A fault while the state database cannot be reached is the database's: retry later. */
     if (hit->handler(svc, r, &args) != HANDLER_DONE || !r->answered)
-        http_send_api_error(r, API_ERR_INTERNAL);
+        http_send_api_error(r, cml_state_reachable(svc->state) ? API_ERR_INTERNAL
+                                                               : API_ERR_STATE_UNAVAILABLE);
 }
 
 void router_serve(service *svc, const access_policy *access, FCGX_Request *fcgi) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,6 +135,17 @@ static bool desired_version(service *svc, const cml_selection *sel, cml_model_ty
     const char *pinned = t == CML_MODEL_CLASSIC ? sel->classic_version : sel->ensemble_version;
     if (pinned[0]) {
         snprintf(out, CML_VERSION_MAX, "%s", pinned);
+        /* A version pinned by another instance of the fleet may be only in blob storage. */
+        char path[4096];
+        struct stat st;
+        cml_local_store_path(svc->cfg.model_cache_dir, cml_model_type_name(t), pinned, path,
+                             sizeof path);
+        if (cml_version_valid(pinned) && stat(path, &st) != 0) {
+            cml_diag d = {{0}};
+            if (storage_fetch_version(&svc->storage, t, pinned, &d) != CML_OK)
+                cml_log(CML_LOG_WARN, "pinned_version_not_fetched", "model", cml_model_type_name(t),
+                        "version", pinned, "reason", d.msg, NULL);
+        }
         return true;
     }
     return cml_local_store_latest(svc->cfg.model_cache_dir, cml_model_type_name(t), out) == CML_OK;
@@ -144,8 +156,17 @@ static cml_err apply_locked(service *svc, cml_diag *diag) {
     cml_selection sel;
     uint64_t gen = cml_state_generation(svc->state);
     cml_err err = cml_state_get_selection(svc->state, &sel);
-    if (err != CML_OK)
+    /* Without the state database (PostgreSQL down at start), the configured type's latest
+     * serves until the stored selection can be read: the generation stays unseen, so the next
+     * request tries again. */
+    bool fallback = err == CML_ERR_UNAVAILABLE;
+    if (fallback) {
+        memset(&sel, 0, sizeof sel);
+        snprintf(sel.active_type, sizeof sel.active_type, "%s",
+                 cml_model_type_name((cml_model_type)svc->cfg.model_type));
+    } else if (err != CML_OK) {
         return cml_diag_set(diag, err, "cannot read the model selection");
+    }
     cml_err first = CML_OK;
     for (cml_model_type t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT; t++) {
         char want[CML_VERSION_MAX];
@@ -171,7 +192,7 @@ static cml_err apply_locked(service *svc, cml_diag *diag) {
     cml_model_type active;
     if (cml_model_type_parse(sel.active_type, &active) == CML_OK)
         atomic_store(&svc->active_type, (int)active);
-    atomic_store(&svc->seen_generation, gen);
+    atomic_store(&svc->seen_generation, fallback ? SERVICE_GENERATION_UNSEEN : gen);
     size_t bytes = 0;
     for (cml_model_type t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT; t++) {
         cml_slot_info info;
@@ -236,7 +257,11 @@ cml_err service_start(service *svc, cml_diag *diag) {
         return err;
     reconcile_store(svc);
     cml_selection sel;
-    if ((err = cml_state_init_selection(svc->state, cml_model_type_name(wanted), &sel)) != CML_OK)
+    err = cml_state_init_selection(svc->state, cml_model_type_name(wanted), &sel);
+    if (err == CML_ERR_UNAVAILABLE)
+        cml_log(CML_LOG_WARN, "state_unavailable", "reason",
+                "the state database cannot be reached; serving the configured model type", NULL);
+    else if (err != CML_OK)
         return cml_diag_set(diag, err, "cannot initialise the model selection");
     storage_publish_and_adopt(&svc->storage); /* models trained here; the fleet's selection */
     cml_diag d = {{0}};

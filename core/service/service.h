@@ -26,15 +26,17 @@
 
 /* Versions other than the resident ones that one process keeps loaded (service_model_version). */
 #define SERVICE_VERSION_CACHE 2
+/* A generation no state reaches: the selection was not read (the database was down). */
+#define SERVICE_GENERATION_UNSEEN UINT64_MAX
 
 typedef struct service {
     cml_config cfg;
     cml_state *state;
     cml_registry *registry;
-    storage_ctx storage;       /* what the blob storage side sees of this service */
-    pthread_mutex_t sync_lock; /* one thread applies a new selection */
-    _Atomic uint64_t seen_generation;
-    _Atomic int active_type; /* cml_model_type */
+    storage_ctx storage;              /* what the blob storage side sees of this service */
+    pthread_mutex_t sync_lock;        /* one thread applies a new selection */
+    _Atomic uint64_t seen_generation; /* SERVICE_GENERATION_UNSEEN: apply at the next request */
+    _Atomic int active_type;          /* cml_model_type */
     int64_t started_at;
     /* The live comparison's thread (live_comparison.c). */
     pthread_t live_thread;

@@ -63,9 +63,10 @@ cml_err service_retrain_data_load(service *svc, const service_retrain_data *req,
         return err;
     if (req->include_feedback) {
         feedback_sink sink = {.ds = *ds, .err = CML_OK};
-        if (cml_state_each_feedback(svc->state, add_feedback_row, &sink) != CML_OK ||
-            sink.err != CML_OK)
-            return cml_diag_set(diag, CML_ERR_IO, "the stored feedback could not be read");
+        err = cml_state_each_feedback(svc->state, add_feedback_row, &sink);
+        if (err != CML_OK || sink.err != CML_OK)
+            return cml_diag_set(diag, err == CML_ERR_UNAVAILABLE ? err : CML_ERR_IO,
+                                "the stored feedback could not be read");
     }
     cml_train_options check;
     cml_train_options_init(&check, req->type);
@@ -149,9 +150,11 @@ cml_err service_start_retrain(service *svc, const service_retrain_data *req, con
     job.start_time = (int64_t)time(NULL);
     service_reap_jobs(svc); /* a job whose trainer died does not block this one */
     err = cml_state_job_start(svc->state, &job);
-    if (err == CML_ERR_CONFLICT) {
+    if (err == CML_ERR_CONFLICT || err == CML_ERR_UNAVAILABLE) {
         unlink(path);
-        return cml_diag_set(diag, CML_ERR_CONFLICT, "a training job is already running");
+        return cml_diag_set(diag, err,
+                            err == CML_ERR_CONFLICT ? "a training job is already running"
+                                                    : "the state database cannot be reached");
     }
     if (err == CML_OK)
         err =

@@ -71,8 +71,10 @@ cml_err service_select(service *svc, cml_model_type type, const char *version,
     snprintf(sel.active_type, sizeof sel.active_type, "%s", type_name);
     char *pin = type == CML_MODEL_CLASSIC ? sel.classic_version : sel.ensemble_version;
     snprintf(pin, sizeof sel.classic_version, "%s", version ? version : "");
-    if (cml_state_set_selection(svc->state, &sel) != CML_OK)
-        return cml_diag_set(diag, CML_ERR_IO, "the selection could not be stored");
+    err = cml_state_set_selection(svc->state, &sel);
+    if (err != CML_OK)
+        return cml_diag_set(diag, err == CML_ERR_UNAVAILABLE ? err : CML_ERR_IO,
+                            "the selection could not be stored");
     service_apply_selection(svc, NULL);
     storage_push_selection(&svc->storage); /* the other instances follow within the interval */
     clock_gettime(CLOCK_MONOTONIC, &t1);

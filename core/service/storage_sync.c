@@ -266,6 +266,12 @@ static bool sync_selection(const storage_ctx *ctx, bool startup, cml_diag *diag)
     bool differs = strcmp(local.active_type, remote.active_type) ||
                    strcmp(local.classic_version, remote.classic_version) ||
                    strcmp(local.ensemble_version, remote.ensemble_version);
+    if (differs && cml_state_fleet_wide(ctx->state)) {
+        /* The fleet's selection is the shared database's: active.json only mirrors it, and an
+         * older pointer (a push that failed, a restart) must never revert it. */
+        err = cml_blob_store_update_active(S.store, take_local, &local, NULL, S.active_etag, diag);
+        return err == CML_OK || err == CML_ERR_CONFLICT;
+    }
     if (differs && (startup || remote.updated_at >= local.updated_at)) {
         /* Pinned versions must be in the cache before the workers look for them. */
         for (cml_model_type t = CML_MODEL_CLASSIC; t < CML_MODEL__COUNT; t++) {

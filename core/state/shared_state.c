@@ -215,23 +215,36 @@ cml_err cml_state_open(const char *dir, const char *database_url, cml_state **ou
         return CML_ERR_NOMEM;
     pthread_mutex_init(&st->lock, NULL);
     st->drv = drivers[fleet ? STATE_BACKEND_POSTGRES : STATE_BACKEND_SQLITE];
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (dir == NULL && fleet) {
+        /* A one-shot command (cultivate-ml state) on a machine without the service's files. */
+        void *own = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (own == MAP_FAILED) {
+            err = CML_ERR_NOMEM;
+            goto done;
+        }
+        st->generation = own;
+    } else if (dir == NULL) {
+        err = cml_diag_set(diag, CML_ERR_CONFIG, "SQLite state needs a state directory");
+        goto done;
+    } else if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         err = cml_diag_set(diag, CML_ERR_IO, "cannot create state directory %s: %s", dir,
                            strerror(errno));
         goto done;
     }
-    snprintf(path, sizeof path, "%s/generation", dir);
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0 || ftruncate(fd, 4096) != 0) {
-        err = cml_diag_set(diag, CML_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-        goto done;
+    if (st->generation == NULL) {
+        snprintf(path, sizeof path, "%s/generation", dir);
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0 || ftruncate(fd, 4096) != 0) {
+            err = cml_diag_set(diag, CML_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+            goto done;
+        }
+        void *map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED) {
+            err = cml_diag_set(diag, CML_ERR_IO, "cannot map %s: %s", path, strerror(errno));
+            goto done;
+        }
+        st->generation = map;
     }
-    void *map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-        err = cml_diag_set(diag, CML_ERR_IO, "cannot map %s: %s", path, strerror(errno));
-        goto done;
-    }
-    st->generation = map;
     if ((err = st->drv->open(fleet ? database_url : dir, &st->db, diag)) != CML_OK)
         goto done;
     int from, to;
@@ -270,6 +283,8 @@ void cml_state_close(cml_state *st) {
 }
 
 const char *cml_state_backend_name(const cml_state *st) { return st->drv->name; }
+
+bool cml_state_fleet_wide(const cml_state *st) { return st->drv != &state_driver_sqlite; }
 
 bool cml_state_reachable(cml_state *st) {
     pthread_mutex_lock(&st->lock);

@@ -28,13 +28,16 @@ typedef struct cml_state cml_state;
  * Opens the state: dir/generation, and dir/state.sqlite3 when database_url is NULL or "",
  * else the PostgreSQL database it names (a libpq connection string or URI). Migrates the
  * schema. A PostgreSQL server that cannot be reached is not an error here: calls answer
- * CML_ERR_UNAVAILABLE until it can. *out owned by the caller.
+ * CML_ERR_UNAVAILABLE until it can. dir may be NULL with a database_url (a one-shot command:
+ * the generation counter is then this process's own). *out owned by the caller.
  */
 cml_err cml_state_open(const char *dir, const char *database_url, cml_state **out, cml_diag *diag);
 /* The database URL the environment names: STATE_DATABASE_URL, else DATABASE_URL, else NULL. */
 const char *cml_state_url_from_env(void);
 /* "sqlite" or "postgresql" (static). */
 const char *cml_state_backend_name(const cml_state *st);
+/* True when every instance of a fleet shares this state (PostgreSQL). */
+bool cml_state_fleet_wide(const cml_state *st);
 /* False while the database cannot be reached (it reconnects by itself). */
 bool cml_state_reachable(cml_state *st);
 /* With apply, runs the pending schema migrations; *current gets the version the database is
