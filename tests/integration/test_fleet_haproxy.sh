@@ -24,6 +24,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/service_env.sh"
 # shellcheck source-path=SCRIPTDIR source=azurite.sh
 . "$here/azurite.sh"
+# shellcheck source-path=SCRIPTDIR source=checks.sh
+. "$here/checks.sh"
 
 azurite_require_sdk
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
@@ -45,33 +47,7 @@ N=3
 # interval, then a download, a load and a warm-up, on a shared 2-core machine.
 CONVERGE_LIMIT=$((2 * INTERVAL + 8))
 
-fails=0
-ok() { echo "ok - $*"; }
-not_ok() {
-    fails=$((fails + 1))
-    echo "not ok - $*"
-}
-expect() {
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-eq() { [ "$1" = "$2" ] || {
-    echo "    got '$1', want '$2'"
-    return 1
-}; }
 
-# jfield EXPR: a Python expression on the JSON from stdin (as j); "" when absent or not JSON.
-jfield() {
-    "$CML_PY" -c '
-import json, sys
-try:
-    j = json.load(sys.stdin)
-    v = eval(sys.argv[1])
-except Exception:
-    v = None
-print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))' "$1"
-}
 get() { curl --noproxy '*' -s --max-time 10 "$1" 2>/dev/null || true; }
 BODY_FILE="$CML_TMP/body"
 # post URL JSON: prints the status; the body is in $BODY_FILE.
@@ -86,7 +62,6 @@ url_of() {
     local v="CML_SAVED_I${1}_CML_BASE_URL"
     printf '%s\n' "${!v}"
 }
-secs_over() { awk -v w="$1" -v l="$2" 'BEGIN { exit !(w > l) }'; }
 
 # --- Azurite, tagged so that the clean-up ends it whatever happens -----------------------------
 AZ_BIN="$(azurite_node_modules)/.bin/azurite-blob"
@@ -176,22 +151,6 @@ hp_status() { stats_csv | awk -F, -v s="$1" '$1 == "cultivate-ml" && $2 == s { p
 hp_is() { [ "$(hp_status "$1")" = "$2" ]; }
 # hp_backend_counter FIELD: a counter of the backend (16 retries, 17 redispatches).
 hp_backend_counter() { stats_csv | awk -F, -v f="$1" '$1 == "cultivate-ml" && $2 == "BACKEND" { print $f + 0 }'; }
-# wait_for SECONDS COMMAND...: polls every 0.1 s; $WAITED is the time it took (or the limit).
-WAITED=0
-wait_for() {
-    local limit=$1 t0
-    shift
-    t0=$(cml_now)
-    while :; do
-        if "$@"; then
-            WAITED=$(cml_elapsed "$t0")
-            return 0
-        fi
-        WAITED=$(cml_elapsed "$t0")
-        secs_over "$WAITED" "$limit" && return 1
-        sleep 0.1
-    done
-}
 all_up() {
     local i
     for i in $(seq 1 $N); do hp_is "app$i" UP || return 1; done

@@ -26,6 +26,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/service_env.sh"
 # shellcheck source-path=SCRIPTDIR source=azurite.sh
 . "$here/azurite.sh"
+# shellcheck source-path=SCRIPTDIR source=checks.sh
+. "$here/checks.sh"
 # shellcheck source-path=SCRIPTDIR source=postgres.sh
 . "$here/postgres.sh"
 
@@ -53,34 +55,7 @@ N=3
 LEASE=$(sed -n 's/^#define CML_JOB_LEASE_S \([0-9]*\).*/\1/p' "$CML_TOP_SRCDIR/core/state/shared_state.h")
 [ -n "$LEASE" ] || cml_fail "CML_JOB_LEASE_S not found in core/state/shared_state.h"
 
-fails=0
-ok() { echo "ok - $*"; }
-not_ok() {
-    fails=$((fails + 1))
-    echo "not ok - $*"
-}
-expect() {
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-eq() { [ "$1" = "$2" ] || {
-    echo "    got '$1', want '$2'"
-    return 1
-}; }
-secs_over() { awk -v w="$1" -v l="$2" 'BEGIN { exit !(w > l) }'; }
 
-# jfield EXPR: a Python expression on the JSON from stdin (as j); "" when absent or not JSON.
-jfield() {
-    "$CML_PY" -c '
-import json, sys
-try:
-    j = json.load(sys.stdin)
-    v = eval(sys.argv[1])
-except Exception:
-    v = None
-print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))' "$1"
-}
 ANSWERS="$CML_TMP/answers"
 mkdir -p "$ANSWERS"
 get() { curl --noproxy '*' -s --max-time 10 "$1" 2>/dev/null | tee -a "$ANSWERS/all" || true; }
@@ -102,22 +77,6 @@ url_of() {
 version_of() { get "$(url_of "$1")/api/v1/models/current" | jfield 'j["version"]'; }
 health_of() {
     get "$(url_of "$1")/api/health" | jfield '"%s,%s,%s" % (j["status"], j["state"]["backend"], j["state"]["reachable"])'
-}
-# wait_for SECONDS COMMAND...: polls every 0.1 s; $WAITED is the time it took (or the limit).
-WAITED=0
-wait_for() {
-    local limit=$1 t0
-    shift
-    t0=$(cml_now)
-    while :; do
-        if "$@"; then
-            WAITED=$(cml_elapsed "$t0")
-            return 0
-        fi
-        WAITED=$(cml_elapsed "$t0")
-        secs_over "$WAITED" "$limit" && return 1
-        sleep 0.1
-    done
 }
 
 # --- PostgreSQL and Azurite --------------------------------------------------------------------
@@ -206,7 +165,8 @@ T_TRAIN=$WAITED
 expect "instance 2 reports instance 1's job completed (in $T_TRAIN s)" eq "$(job_state 2 "$task")" completed
 hist_tasks() { get "$(url_of "$1")/api/v1/models/performance/history?limit=50" | jfield '" ".join(e["task_id"] or "" for e in j)'; }
 H1=$(hist_tasks 1)
-expect "the job is in instance 1's history" eval 'case " $H1 " in *" $task "*) true ;; *) false ;; esac'
+in_history() { case " $H1 " in *" $task "*) return 0 ;; esac; return 1; }
+expect "the job is in instance 1's history" in_history
 for i in 2 3; do
     expect "instance $i's history is instance 1's" eq "$(hist_tasks "$i")" "$H1"
 done
@@ -265,8 +225,9 @@ expect "every process of instance 3 is gone" wait_for 5 gone
 job_failed() { [ "$(job_state 1 "$task3")" = failed ]; }
 wait_for $((LEASE + 10)) job_failed
 T_FAILED=$(cml_elapsed "$t_kill")
+failed_within_lease() { job_failed && ! secs_over "$T_FAILED" "$LEASE"; }
 expect "instance 1 reports the job failed within the lease ($LEASE s): $T_FAILED s" \
-    eval 'job_failed && ! secs_over "$T_FAILED" "$LEASE"'
+    failed_within_lease
 st=$(post "$(url_of 1)/api/v1/models/retrain" '{"model_type":"classic"}')
 task4=$(jfield 'j["task_id"]' <"$BODY_FILE")
 expect "a new retrain on instance 1 is accepted: 202" eq "$st,${task4:+id}" "202,id"
@@ -360,10 +321,12 @@ expect "every acknowledged feedback item (${#ACKED[@]}) is in the database, none
 echo "=== f: the database password in no log or answer"
 check_out=$(env "DATABASE_URL=$CML_PG_URL" "$CML_FCGI_BIN" -c "$CML_TMP/empty.conf" --check-config 2>&1)
 printf '%s\n' "$check_out" >"$CML_TMP/check-config.out"
-expect "--check-config shows the URL masked" eval 'grep -q "postgresql://cml:\*\*\*@127.0.0.1:$PG_PORT/cml" "$CML_TMP/check-config.out"'
+masked() { grep -qF "postgresql://cml:***@127.0.0.1:$PG_PORT/cml" "$CML_TMP/check-config.out"; }
+expect "--check-config shows the URL masked" masked
 leaks=$(grep -rlF -- "$PG_PASSWORD" "$CML_TMP" 2>/dev/null | tr '\n' ' ')
 expect "the password is in no file of the run (logs, answers, outputs)" eq "${leaks:-none}" none
-expect "... nor in the server's log" eval '! grep -qF -- "$PG_PASSWORD" "$PG_DIR/server.log"'
+not_in_server_log() { ! grep -qF -- "$PG_PASSWORD" "$PG_DIR/server.log"; }
+expect "... nor in the server's log" not_in_server_log
 
 echo "--- figures ($N instances x 2 workers on one PostgreSQL, sync interval $INTERVAL s, total $(cml_elapsed "$T0") s)"
 echo "figures: select seen by every instance after $CONV_C s (after the outage $CONV_E s)"

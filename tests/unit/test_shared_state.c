@@ -2,6 +2,7 @@
  * jobs, history, evaluations, status values. */
 #include "config.h"
 
+#include <pthread.h>
 #include <time.h>
 
 #include "base/cml_alloc.h"
@@ -222,6 +223,37 @@ START_TEST(test_migrations_applied_once) {
     ck_assert_int_eq(query_int("SELECT COUNT(*) FROM schema_migrations"), latest);
     ck_assert_str_eq(cml_state_backend_name(st), on_postgres() ? "postgresql" : "sqlite");
     ck_assert(cml_state_reachable(st));
+    cml_state_close(st);
+}
+END_TEST
+
+/* Instances started together on a new database: each open migrates or finds it done. */
+static void *open_and_close(void *arg) {
+    cml_state *st = NULL;
+    cml_diag d = {{0}};
+    cml_err *err = arg;
+    *err = cml_state_open(state_dir, test_database_url(), &st, &d);
+    cml_state_close(st);
+    return NULL;
+}
+
+START_TEST(test_concurrent_opens_migrate_once) {
+    enum { N_OPENS = 4 };
+    pthread_t t[N_OPENS];
+    cml_err err[N_OPENS];
+    mkdir(state_dir, 0755);
+    for (int i = 0; i < N_OPENS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, open_and_close, &err[i]), 0);
+    for (int i = 0; i < N_OPENS; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_msg(err[i] == CML_OK, "open %d: %s", i, cml_strerror(err[i]));
+    }
+    cml_state *st = open_state();
+    int current = 0, latest = 0;
+    cml_diag d = {{0}};
+    ck_assert_int_eq(cml_state_migrate(st, false, &current, &latest, &d), CML_OK);
+    ck_assert_int_eq(current, latest);
+    ck_assert_int_eq(query_int("SELECT COUNT(*) FROM schema_migrations"), latest);
     cml_state_close(st);
 }
 END_TEST
@@ -810,6 +842,7 @@ int main(void) {
     tcase_add_test(sel, test_open_refuses_unusable_dir);
     tcase_add_test(sel, test_masked_url_hides_passwords);
     tcase_add_test(sel, test_migrations_applied_once);
+    tcase_add_test(sel, test_concurrent_opens_migrate_once);
     tcase_add_test(sel, test_selection_seen_by_other_instance);
     suite_add_tcase(s, sel);
 

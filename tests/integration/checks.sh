@@ -1,0 +1,55 @@
+# shellcheck shell=bash
+# The assertions and polling of the scenario tests (test_fleet_*.sh): a helper to source from
+# bash after service_env.sh (and cml_require_python, for jfield).
+#
+#   expect "what is checked" COMMAND...   # ok/not ok line; a failure counts in $fails
+#   expect "..." eq "$got" "$want"        # prints both when they differ
+#   wait_for SECONDS COMMAND...           # polls every 0.1 s; $WAITED: the seconds it took
+#   secs_over A B                         # true when A > B (decimal seconds)
+#   ... | jfield 'j["field"]'             # a Python expression on JSON from stdin
+
+fails=0
+ok() { echo "ok - $*"; }
+not_ok() {
+    fails=$((fails + 1))
+    echo "not ok - $*"
+}
+expect() {
+    local what=$1
+    shift
+    if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+eq() { [ "$1" = "$2" ] || {
+    echo "    got '$1', want '$2'"
+    return 1
+}; }
+secs_over() { awk -v w="$1" -v l="$2" 'BEGIN { exit !(w > l) }'; }
+
+# jfield EXPR: a Python expression on the JSON from stdin (as j); "" when absent or not JSON.
+jfield() {
+    "$CML_PY" -c '
+import json, sys
+try:
+    j = json.load(sys.stdin)
+    v = eval(sys.argv[1])
+except Exception:
+    v = None
+print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))' "$1"
+}
+
+# wait_for SECONDS COMMAND...: polls every 0.1 s; $WAITED is the time it took (or the limit).
+WAITED=0
+wait_for() {
+    local limit=$1 t0
+    shift
+    t0=$(cml_now)
+    while :; do
+        if "$@"; then
+            WAITED=$(cml_elapsed "$t0")
+            return 0
+        fi
+        WAITED=$(cml_elapsed "$t0")
+        secs_over "$WAITED" "$limit" && return 1
+        sleep 0.1
+    done
+}
