@@ -57,7 +57,7 @@ rm -f "$out/libcultivate-fuzz.a"
 # shellcheck disable=SC2086
 ar rcs "$out/libcultivate-fuzz.a" $objs
 
-harnesses=${FUZZ_HARNESS:-"csv text config transcript model_file connection_string oip_request json_body"}
+harnesses=${FUZZ_HARNESS:-"csv text config transcript model_file connection_string oip_request json_body database_url"}
 for h in $harnesses; do
     # The JSON body harness also takes the FastCGI program's request reading and the unit
     # tests' fake libfcgi (FUZZ_JSON_BODY_SOURCES from make).

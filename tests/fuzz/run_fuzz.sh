@@ -27,3 +27,4 @@ corpus="$top/tests/fuzz/corpus"
 "$build/tests/fuzz/fuzz_connection_string" "$corpus/connection_string/"*
 "$build/tests/fuzz/fuzz_oip_request" "$corpus/oip_request/"*
 "$build/tests/fuzz/fuzz_json_body" "$corpus/json_body/"*
+"$build/tests/fuzz/fuzz_database_url" "$corpus/database_url/"*

@@ -279,11 +279,16 @@ sleep "$(awk -v e="$(cml_elapsed "$t_down")" 'BEGIN { s = 20 - e; print (s > 0 ?
 T_STOPPED=$(cml_elapsed "$t_down")
 pg_start_server || cml_fail "PostgreSQL did not start again"
 t_up=$(cml_now)
-# write_back I K: feedback to instance I succeeds within 15 s of the restart.
+# write_back I K: feedback to instance I succeeds within 15 s of the restart, answered only
+# 503 state_unavailable until then (never a 500 from a connection the restart broke).
 write_back() {
     local t0
     t0=$(cml_now)
     while feedback "$1" "$2" && [ "$FB_ST" != 200 ]; do
+        if [ "$FB_ST,$(jfield 'j["error"]' <"$BODY_FILE")" != "503,state_unavailable" ]; then
+            echo "    instance $1 answered $FB_ST: $(cat "$BODY_FILE")"
+            return 1
+        fi
         secs_over "$(cml_elapsed "$t0")" 15 && return 1
         sleep 0.2
     done

@@ -207,6 +207,18 @@ START_TEST(test_masked_url_hides_passwords) {
 }
 END_TEST
 
+START_TEST(test_bad_url_refused_without_its_password) {
+    cml_state *st = (cml_state *)1;
+    cml_diag d = {{0}};
+    ck_assert_int_eq(cml_state_open(state_dir, "postgresql://cml:s3cr%zzet@db/cml", &st, &d),
+                     CML_ERR_CONFIG);
+    ck_assert_ptr_null(st);
+    ck_assert_msg(strstr(d.msg, "database_url") != NULL, "'%s' names no key", d.msg);
+    ck_assert_msg(strstr(d.msg, "s3cr") == NULL && strstr(d.msg, "zzet") == NULL,
+                  "'%s' shows the password", d.msg);
+}
+END_TEST
+
 START_TEST(test_migrations_applied_once) {
     cml_state *st = open_state();
     int current = -1, latest = -1;
@@ -228,11 +240,15 @@ START_TEST(test_migrations_applied_once) {
 END_TEST
 
 /* Instances started together on a new database: each open migrates or finds it done. */
+typedef struct open_result {
+    cml_err err;
+    cml_diag diag;
+} open_result;
+
 static void *open_and_close(void *arg) {
     cml_state *st = NULL;
-    cml_diag d = {{0}};
-    cml_err *err = arg;
-    *err = cml_state_open(state_dir, test_database_url(), &st, &d);
+    open_result *r = arg;
+    r->err = cml_state_open(state_dir, test_database_url(), &st, &r->diag);
     cml_state_close(st);
     return NULL;
 }
@@ -240,14 +256,16 @@ static void *open_and_close(void *arg) {
 START_TEST(test_concurrent_opens_migrate_once) {
     enum { N_OPENS = 4 };
     pthread_t t[N_OPENS];
-    cml_err err[N_OPENS];
+    open_result res[N_OPENS];
+    memset(res, 0, sizeof res);
     mkdir(state_dir, 0755);
     for (int i = 0; i < N_OPENS; i++)
-        ck_assert_int_eq(pthread_create(&t[i], NULL, open_and_close, &err[i]), 0);
-    for (int i = 0; i < N_OPENS; i++) {
+        ck_assert_int_eq(pthread_create(&t[i], NULL, open_and_close, &res[i]), 0);
+    for (int i = 0; i < N_OPENS; i++)
         pthread_join(t[i], NULL);
-        ck_assert_msg(err[i] == CML_OK, "open %d: %s", i, cml_strerror(err[i]));
-    }
+    for (int i = 0; i < N_OPENS; i++)
+        ck_assert_msg(res[i].err == CML_OK, "open %d: %s: %s", i, cml_strerror(res[i].err),
+                      res[i].diag.msg);
     cml_state *st = open_state();
     int current = 0, latest = 0;
     cml_diag d = {{0}};
@@ -841,6 +859,7 @@ int main(void) {
     tcase_add_test(sel, test_touch_bumps_generation_only);
     tcase_add_test(sel, test_open_refuses_unusable_dir);
     tcase_add_test(sel, test_masked_url_hides_passwords);
+    tcase_add_test(sel, test_bad_url_refused_without_its_password);
     tcase_add_test(sel, test_migrations_applied_once);
     tcase_add_test(sel, test_concurrent_opens_migrate_once);
     tcase_add_test(sel, test_selection_seen_by_other_instance);

@@ -30,6 +30,9 @@ struct state_db {
     char *conninfo; /* owned; holds the password, never logged */
     time_t last_attempt;
     bool in_transaction;
+    /* The last call failed because the connection broke (a restart of the server): the
+     * failure is an outage even when the reconnect that follows succeeds. */
+    bool lost;
     char err[256];
 };
 
@@ -47,6 +50,7 @@ struct state_stmt {
 
 /* libpq's message without its trailing newline (it names host and user, never a password). */
 static void pg_set_error(state_db *d, const char *msg) {
+    d->lost = d->lost || (d->conn != NULL && PQstatus(d->conn) != CONNECTION_OK);
     snprintf(d->err, sizeof d->err, "%s", msg && *msg ? msg : "PostgreSQL error");
     size_t n = strlen(d->err);
     while (n > 0 && (d->err[n - 1] == '\n' || d->err[n - 1] == ' '))
@@ -95,9 +99,22 @@ static cml_err pg_open(const char *conninfo, state_db **out, cml_diag *diag) {
     char *msg = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
     if (opts == NULL) {
+        /* libpq quotes the token it refused, which may be part of the password: drop it. */
+        char why[256];
+        size_t o = 0;
+        bool quoted = false;
+        for (const char *p = msg ? msg : "out of memory"; *p && o + 4 < sizeof why; p++) {
+            if (*p == '"') {
+                if (!quoted)
+                    o += (size_t)snprintf(why + o, sizeof why - o, "\"...\"");
+                quoted = !quoted;
+            } else if (!quoted && *p != '\n') {
+                why[o++] = *p;
+            }
+        }
+        why[o] = '\0';
         cml_err err =
-            cml_diag_set(diag, CML_ERR_CONFIG, "database_url: not a connection string: %s",
-                         msg ? msg : "out of memory");
+            cml_diag_set(diag, CML_ERR_CONFIG, "database_url: not a connection string: %s", why);
         PQfreemem(msg);
         cml_free(d->conninfo);
         cml_free(d);
@@ -295,7 +312,11 @@ static cml_err pg_begin_exclusive(state_db *d) {
 
 static const char *pg_errmsg(state_db *d) { return d->err[0] ? d->err : "no error"; }
 
-static bool pg_reachable(state_db *d) { return pg_usable(d); }
+static bool pg_reachable(state_db *d) {
+    bool lost = d->lost;
+    d->lost = false;
+    return pg_usable(d) && !lost;
+}
 
 static cml_err pg_notify(state_db *d, uint64_t generation) {
     char payload[24];

@@ -7,6 +7,9 @@
 #include "base/cml_alloc.h"
 #include "state/state_db.h"
 
+/* How long a statement waits for another process's write to end. */
+#define LITE_BUSY_MS 10000
+
 struct state_db {
     sqlite3 *db;
 };
@@ -33,10 +36,20 @@ static cml_err lite_open(const char *dir, state_db **out, cml_diag *diag) {
         cml_free(d);
         return err;
     }
-    sqlite3_busy_timeout(d->db, 10000);
-    /* WAL lets readers in other processes run beside a writer; FULL syncs each commit. */
-    if (sqlite3_exec(d->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
-                     NULL) != SQLITE_OK) {
+    sqlite3_busy_timeout(d->db, LITE_BUSY_MS);
+    /* WAL lets readers in other processes run beside a writer; FULL syncs each commit. Setting
+     * WAL on a new database does not wait on SQLite's busy handler: processes opening it at once
+     * (workers starting together) retry here for as long. */
+    int rc = SQLITE_BUSY;
+    for (int waited = 0; waited <= LITE_BUSY_MS; waited += 10) {
+        rc = sqlite3_exec(d->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+            break;
+        sqlite3_sleep(10);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(d->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
         cml_err err =
             cml_diag_set(diag, CML_ERR_IO, "cannot open %s: %s", path, sqlite3_errmsg(d->db));
         sqlite3_close(d->db);
