@@ -1,12 +1,14 @@
 # shellcheck shell=bash
-# The assertions and polling of the scenario tests (test_fleet_*.sh): a helper to source from
-# bash after service_env.sh (and cml_require_python, for jfield).
+# The assertions, polling and instances of the fleet tests (test_fleet_*.sh): a helper to
+# source from bash after service_env.sh (and cml_require_python, for jfield).
 #
 #   expect "what is checked" COMMAND...   # ok/not ok line; a failure counts in $fails
 #   expect "..." eq "$got" "$want"        # prints both when they differ
 #   wait_for SECONDS COMMAND...           # polls every 0.1 s; $WAITED: the seconds it took
 #   secs_over A B                         # true when A > B (decimal seconds)
 #   ... | jfield 'j["field"]'             # a Python expression on JSON from stdin
+#   svc_env=(VAR=value ...); fleet_start 3   # instances 1..3, lighttpd + 2 supervised workers
+#   node_start I; url_of I                # (re)start instance I on its port; its base URL
 
 fails=0
 ok() { echo "ok - $*"; }
@@ -52,4 +54,26 @@ wait_for() {
         secs_over "$WAITED" "$limit" && return 1
         sleep 0.1
     done
+}
+
+# node_start I: instance I on its own port ($PORT_I) and state ($CML_TMP/nodeI, kept across
+# restarts), with the service variables of the array svc_env.
+node_start() {
+    local p="PORT_$1"
+    mkdir -p "$CML_TMP/node$1/models"
+    CML_STACK_PORT=${!p} cml_stack_start lighttpd supervised 2 "$CML_TMP/node$1" "${svc_env[@]}"
+    cml_stack_save "I$1"
+}
+# fleet_start N: instances 1..N, each on a free port.
+fleet_start() {
+    local i
+    for i in $(seq 1 "$1"); do
+        printf -v "PORT_$i" '%s' "$(cml_free_port)"
+        node_start "$i"
+    done
+}
+# url_of I: the base URL of instance I.
+url_of() {
+    local v="CML_SAVED_I${1}_CML_BASE_URL"
+    printf '%s\n' "${!v}"
 }

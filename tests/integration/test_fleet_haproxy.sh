@@ -58,10 +58,6 @@ post() {
 }
 version_of() { get "$1/api/v1/models/current" | jfield 'j["version"]'; }
 health_of() { get "$1/api/health" | jfield '"%s,%s" % (j["status"], j["storage"]["reachable"])'; }
-url_of() {
-    local v="CML_SAVED_I${1}_CML_BASE_URL"
-    printf '%s\n' "${!v}"
-}
 
 # --- Azurite, tagged so that the clean-up ends it whatever happens -----------------------------
 AZ_BIN="$(azurite_node_modules)/.bin/azurite-blob"
@@ -110,17 +106,7 @@ cml_log "Azurite on port $AZ_PORT; published classic $V1 and $V2 in 'fleet'"
 svc_env=(USE_AZURE_STORAGE=true "AZURE_STORAGE_CONNECTION_STRING=$CONN"
     AZURE_STORAGE_CONTAINER=fleet "MODEL_SYNC_INTERVAL=$INTERVAL" OMP_WAIT_POLICY=passive)
 
-# node_start I: instance I (1..N) on its own port and state (kept across restarts).
-node_start() {
-    local p="PORT_$1"
-    mkdir -p "$CML_TMP/node$1/models"
-    CML_STACK_PORT=${!p} cml_stack_start lighttpd supervised 2 "$CML_TMP/node$1" "${svc_env[@]}"
-    cml_stack_save "I$1"
-}
-for i in $(seq 1 $N); do
-    printf -v "PORT_$i" '%s' "$(cml_free_port)"
-    node_start "$i"
-done
+fleet_start "$N"
 
 # --- HAProxy from the shipped snippet ----------------------------------------------------------
 HP_PORT=$(cml_free_port)

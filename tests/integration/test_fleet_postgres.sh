@@ -70,10 +70,6 @@ post() {
     cat "$HEADERS_FILE" "$BODY_FILE" >>"$ANSWERS/all" 2>/dev/null
     printf '%s\n' "${st:-000}"
 }
-url_of() {
-    local v="CML_SAVED_I${1}_CML_BASE_URL"
-    printf '%s\n' "${!v}"
-}
 version_of() { get "$(url_of "$1")/api/v1/models/current" | jfield 'j["version"]'; }
 health_of() {
     get "$(url_of "$1")/api/health" | jfield '"%s,%s,%s" % (j["status"], j["state"]["backend"], j["state"]["reachable"])'
@@ -96,16 +92,7 @@ cml_log "PostgreSQL on port $PG_PORT, Azurite on port $AZURITE_PORT; published c
 
 svc_env=(USE_AZURE_STORAGE=true "AZURE_STORAGE_CONNECTION_STRING=$AZURITE_CONNECTION_STRING"
     AZURE_STORAGE_CONTAINER=fleet "MODEL_SYNC_INTERVAL=$INTERVAL" "DATABASE_URL=$CML_PG_URL")
-node_start() {
-    local p="PORT_$1"
-    mkdir -p "$CML_TMP/node$1/models"
-    CML_STACK_PORT=${!p} cml_stack_start lighttpd supervised 2 "$CML_TMP/node$1" "${svc_env[@]}"
-    cml_stack_save "I$1"
-}
-for i in $(seq 1 $N); do
-    printf -v "PORT_$i" '%s' "$(cml_free_port)"
-    node_start "$i"
-done
+fleet_start "$N"
 for i in $(seq 1 $N); do
     expect "instance $i: healthy on PostgreSQL" eq "$(health_of "$i")" "healthy,postgresql,True"
 done
