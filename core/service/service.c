@@ -136,19 +136,27 @@ static bool desired_version(service *svc, const cml_selection *sel, cml_model_ty
     if (pinned[0]) {
         snprintf(out, CML_VERSION_MAX, "%s", pinned);
         /* A version pinned by another instance of the fleet may be only in blob storage. */
-        char path[4096];
-        struct stat st;
-        cml_local_store_path(svc->cfg.model_cache_dir, cml_model_type_name(t), pinned, path,
-                             sizeof path);
-        if (cml_version_valid(pinned) && stat(path, &st) != 0) {
-            cml_diag d = {{0}};
-            if (storage_fetch_version(&svc->storage, t, pinned, &d) != CML_OK)
-                cml_log(CML_LOG_WARN, "pinned_version_not_fetched", "model", cml_model_type_name(t),
-                        "version", pinned, "reason", d.msg, NULL);
-        }
+        cml_diag d = {{0}};
+        if (cml_version_valid(pinned) && service_cache_version(svc, t, pinned, &d) != CML_OK)
+            cml_log(CML_LOG_WARN, "pinned_version_not_fetched", "model", cml_model_type_name(t),
+                    "version", pinned, "reason", d.msg, NULL);
         return true;
     }
     return cml_local_store_latest(svc->cfg.model_cache_dir, cml_model_type_name(t), out) == CML_OK;
+}
+
+cml_err service_cache_version(service *svc, cml_model_type type, const char *version,
+                              cml_diag *diag) {
+    char path[4096];
+    struct stat st;
+    cml_local_store_path(svc->cfg.model_cache_dir, cml_model_type_name(type), version, path,
+                         sizeof path);
+    if (stat(path, &st) == 0)
+        return CML_OK;
+    cml_err err = storage_fetch_version(&svc->storage, type, version, diag);
+    if (err == CML_OK && stat(path, &st) != 0)
+        err = cml_diag_set(diag, CML_ERR_NOT_FOUND, "version %s is not in the cache", version);
+    return err;
 }
 
 /* Loads what the stored selection names into this process. Caller holds sync_lock. */

@@ -83,6 +83,11 @@ typedef struct service_selection {
  * selection is unchanged), CML_ERR_IO (the selection could not be stored),
  * CML_ERR_INTERNAL (stored, but the model is not resident afterwards).
  */
+/* Makes sure version (valid) of type is in the model cache, fetching it from blob storage when
+ * only the store holds it: CML_OK when it is there, CML_ERR_NOT_FOUND when neither has it, or
+ * the fetch's error. */
+cml_err service_cache_version(service *svc, cml_model_type type, const char *version,
+                              cml_diag *diag);
 cml_err service_select(service *svc, cml_model_type type, const char *version,
                        service_selection *out, cml_diag *diag);
 

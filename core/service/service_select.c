@@ -3,7 +3,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "model/local_store.h"
@@ -16,24 +15,19 @@
 static cml_err version_to_select(service *svc, cml_model_type type, const char *version,
                                  char want[CML_VERSION_MAX], cml_diag *diag) {
     const char *type_name = cml_model_type_name(type);
-    char path[4096];
-    struct stat st;
     if (version == NULL) {
         if (cml_local_store_latest(svc->cfg.model_cache_dir, type_name, want) != CML_OK)
             return cml_diag_set(diag, CML_ERR_NOT_FOUND, "no %s model is stored yet", type_name);
         return CML_OK;
     }
-    cml_local_store_path(svc->cfg.model_cache_dir, type_name, version, path, sizeof path);
-    /* A version only the blob store holds is brought into the cache first. */
-    if (cml_version_valid(version) && stat(path, &st) != 0) {
-        cml_diag fd = {{0}};
-        cml_err ferr = storage_fetch_version(&svc->storage, type, version, &fd);
-        if (ferr != CML_OK && ferr != CML_ERR_NOT_FOUND)
-            return cml_diag_set(diag, CML_ERR_STORAGE, "%s", fd.msg);
-    }
-    if (!cml_version_valid(version) || stat(path, &st) != 0)
+    cml_diag fd = {{0}};
+    cml_err err = cml_version_valid(version) ? service_cache_version(svc, type, version, &fd)
+                                             : CML_ERR_NOT_FOUND;
+    if (err == CML_ERR_NOT_FOUND)
         return cml_diag_set(diag, CML_ERR_NOT_FOUND, "no %s model has version %s", type_name,
                             version);
+    if (err != CML_OK)
+        return cml_diag_set(diag, CML_ERR_STORAGE, "%s", fd.msg);
     snprintf(want, CML_VERSION_MAX, "%s", version);
     return CML_OK;
 }

@@ -542,7 +542,7 @@ cml_err cml_state_feedback_confusion(cml_state *st, const char *model_type, cons
     } else {
         state_bind_text(s, 1, model_type);
         state_bind_text(s, 2, version);
-        state_bind_opt_text(s, 3, day);
+        state_bind_text(s, 3, day);
         state_step_result rc = STATE_DONE;
         while ((rc = state_step(s)) == STATE_ROW) {
             int a = label_index(labels, n_labels, state_col_text(s, 0));

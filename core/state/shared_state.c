@@ -315,9 +315,6 @@ void state_copy_col(char *dst, size_t cap, state_stmt *s, int col) {
     snprintf(dst, cap, "%s", t ? t : "");
 }
 
-/* A NULL typed as text, so that PostgreSQL can type "?1 IS NULL OR col = ?1". */
-void state_bind_opt_text(state_stmt *s, int i, const char *v) { state_bind_text(s, i, v); }
-
 cml_err state_begin(cml_state *st) {
     return st->drv->begin_exclusive(st->db) == CML_OK ? CML_OK : state_failure(st);
 }

@@ -23,19 +23,19 @@ cml_err cml_state_add_feedback(cml_state *st, const cml_feedback *fb, int64_t *i
     state_bind_int64(s, 1, (int64_t)time(NULL));
     state_bind_text(s, 2, fb->text);
     state_bind_text(s, 3, fb->correct_class);
-    state_bind_opt_text(s, 4, fb->predicted_class);
+    state_bind_text(s, 4, fb->predicted_class);
     if (isnan(fb->confidence))
         state_bind_null(s, 5);
     else
         state_bind_double(s, 5, fb->confidence);
-    state_bind_opt_text(s, 6, fb->error_type);
+    state_bind_text(s, 6, fb->error_type);
     if (fb->has_scenario)
         state_bind_int64(s, 7, fb->scenario_id);
     else
         state_bind_null(s, 7);
-    state_bind_opt_text(s, 8, fb->source);
-    state_bind_opt_text(s, 9, fb->model_type);
-    state_bind_opt_text(s, 10, fb->model_version);
+    state_bind_text(s, 8, fb->source);
+    state_bind_text(s, 9, fb->model_type);
+    state_bind_text(s, 10, fb->model_version);
     /* Autocommit, synced (SQLite's synchronous=FULL, PostgreSQL's default): durable once the
      * statement has run, and acknowledged only then. */
     if (state_step(s) != STATE_ROW) {

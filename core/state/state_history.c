@@ -12,11 +12,11 @@ cml_err cml_state_add_history(cml_state *st, const cml_history_entry *e) {
         state_prep(st, "INSERT INTO history (task_id, model_type, version, timestamp,"
                        " metrics, training_time, n_train, n_test) VALUES (?,?,?,?,?,?,?,?)");
     if (s) {
-        state_bind_opt_text(s, 1, e->task_id[0] ? e->task_id : NULL);
+        state_bind_text(s, 1, e->task_id[0] ? e->task_id : NULL);
         state_bind_text(s, 2, e->model_type);
         state_bind_text(s, 3, e->version);
         state_bind_int64(s, 4, e->timestamp);
-        state_bind_opt_text(s, 5, e->metrics_json);
+        state_bind_text(s, 5, e->metrics_json);
         state_bind_double(s, 6, e->training_time);
         state_bind_int64(s, 7, e->n_train);
         state_bind_int64(s, 8, e->n_test);
@@ -48,7 +48,7 @@ cml_err cml_state_list_history(cml_state *st, const char *model_type, size_t lim
         err = state_failure(st);
         goto done;
     }
-    state_bind_opt_text(s, 1, model_type);
+    state_bind_text(s, 1, model_type);
     state_bind_int64(s, 2, limit ? (int64_t)limit : INT64_MAX);
     state_step_result rc = STATE_DONE;
     while ((rc = state_step(s)) == STATE_ROW) {
@@ -98,7 +98,7 @@ cml_err cml_state_add_evaluation(cml_state *st, const char *model_type, const ch
         state_bind_text(s, 2, version);
         state_bind_int64(s, 3, (int64_t)time(NULL));
         state_bind_int64(s, 4, n);
-        state_bind_opt_text(s, 5, metrics_json);
+        state_bind_text(s, 5, metrics_json);
     }
     return state_finish_write(st, s);
 }

@@ -25,8 +25,6 @@ state_stmt *state_prep(cml_state *st, const char *sql);
 cml_err state_finish_write(cml_state *st, state_stmt *s);
 /* Column col of the current row as text into dst ("" for NULL). */
 void state_copy_col(char *dst, size_t cap, state_stmt *s, int col);
-/* Binds v, or NULL when v is NULL. */
-void state_bind_opt_text(state_stmt *s, int i, const char *v);
 /* The error a failed statement gives its caller: CML_ERR_UNAVAILABLE while the database
  * cannot be reached (the service answers 503 and retries), else CML_ERR_IO. */
 cml_err state_failure(cml_state *st);
@@ -40,6 +38,7 @@ void state_day_expr(const cml_state *st, const char *column, char *out, size_t c
 static inline const state_driver *state_stmt_driver(state_stmt *s) {
     return ((const state_stmt_head *)(const void *)s)->drv;
 }
+/* v NULL binds a NULL typed as text (so PostgreSQL can type "?1 IS NULL OR col = ?1"). */
 static inline void state_bind_text(state_stmt *s, int i, const char *v) {
     state_stmt_driver(s)->bind_text(s, i, v);
 }

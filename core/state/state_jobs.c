@@ -82,7 +82,7 @@ cml_err cml_state_job_progress(cml_state *st, const char *task_id, double progre
     if (s) {
         state_bind_text(s, 1, task_id);
         state_bind_double(s, 2, progress);
-        state_bind_opt_text(s, 3, step);
+        state_bind_text(s, 3, step);
         state_bind_int64(s, 4, pid);
     }
     return finish_job_update(st, s);
@@ -128,8 +128,8 @@ cml_err cml_state_job_finish(cml_state *st, const char *task_id, cml_job_status 
     if (s) {
         state_bind_text(s, 1, task_id);
         state_bind_text(s, 2, cml_job_status_name(status));
-        state_bind_opt_text(s, 3, error);
-        state_bind_opt_text(s, 4, version);
+        state_bind_text(s, 3, error);
+        state_bind_text(s, 4, version);
         state_bind_int64(s, 5, (int64_t)time(NULL));
     }
     return finish_job_update(st, s);

@@ -22,7 +22,7 @@ cml_err cml_state_upsert_model(cml_state *st, const cml_model_record *r) {
         state_bind_int64(s, 3, r->created_at);
         state_bind_int64(s, 4, r->size_bytes);
         state_bind_text(s, 5, r->sha256);
-        state_bind_opt_text(s, 6, r->metrics_json);
+        state_bind_text(s, 6, r->metrics_json);
         state_bind_int64(s, 7, r->local);
         state_bind_int64(s, 8, r->blob);
     }
@@ -52,7 +52,7 @@ cml_err cml_state_list_models(cml_state *st, const char *model_type, cml_model_r
         err = state_failure(st);
         goto done;
     }
-    state_bind_opt_text(s, 1, model_type);
+    state_bind_text(s, 1, model_type);
     state_step_result rc = STATE_DONE;
     while ((rc = state_step(s)) == STATE_ROW) {
         if (*n == cap) {

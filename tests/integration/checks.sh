@@ -9,6 +9,8 @@
 #   ... | jfield 'j["field"]'             # a Python expression on JSON from stdin
 #   svc_env=(VAR=value ...); fleet_start 3   # instances 1..3, lighttpd + 2 supervised workers
 #   node_start I; url_of I                # (re)start instance I on its port; its base URL
+#   converge V LIMIT [T0 [PAUSE]]         # until instances 1..$N serve V (the test's
+#                                         # version_of I); $CONV_EACH, $CONV: seconds from T0
 
 fails=0
 ok() { echo "ok - $*"; }
@@ -76,4 +78,31 @@ fleet_start() {
 url_of() {
     local v="CML_SAVED_I${1}_CML_BASE_URL"
     printf '%s\n' "${!v}"
+}
+
+# converge V LIMIT [T0 [PAUSE]]: waits, LIMIT s at most, until every instance 1..$N serves V
+# (version_of I, defined by the test), polling every PAUSE s (default 0.1). CONV_EACH lists
+# each instance's seconds from T0 (default: now), CONV the slowest; false on the limit.
+converge() {
+    local v=$1 limit=$2 t0=${3:-$(cml_now)} pause=${4:-0.1} i left w
+    declare -A done_at=()
+    CONV_EACH=
+    while :; do
+        left=0
+        for i in $(seq 1 "$N"); do
+            [ -n "${done_at[$i]:-}" ] && continue
+            if [ "$(version_of "$i")" = "$v" ]; then
+                done_at[$i]=$(cml_elapsed "$t0")
+            else
+                left=$((left + 1))
+            fi
+        done
+        [ "$left" -eq 0 ] && break
+        w=$(cml_elapsed "$t0")
+        secs_over "$w" "$limit" && break
+        sleep "$pause"
+    done
+    for i in $(seq 1 "$N"); do CONV_EACH="$CONV_EACH ${done_at[$i]:-never}"; done
+    CONV=$(tr ' ' '\n' <<<"$CONV_EACH" | sed '/^$/d' | sort -g | tail -n 1)
+    [ "$left" -eq 0 ]
 }

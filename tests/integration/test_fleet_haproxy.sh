@@ -56,7 +56,7 @@ post() {
         -H 'Content-Type: application/json' -H "X-API-Key: $CML_TEST_API_KEY" \
         --data-binary "$2" "$1" 2>/dev/null || true
 }
-version_of() { get "$1/api/v1/models/current" | jfield 'j["version"]'; }
+version_of() { get "$(url_of "$1")/api/v1/models/current" | jfield 'j["version"]'; }
 health_of() { get "$1/api/health" | jfield '"%s,%s" % (j["status"], j["storage"]["reachable"])'; }
 
 # --- Azurite, tagged so that the clean-up ends it whatever happens -----------------------------
@@ -185,35 +185,6 @@ load_stop() {
     echo "    statuses $(jfield 'j["statuses"]' <"$LOAD_OUT"), versions answered $(jfield 'j["versions"]' <"$LOAD_OUT")"
 }
 
-# converge V LIMIT: waits until every instance's /api/v1/models/current is V; CONV_EACH lists
-# each instance's seconds, CONV the slowest (both from now).
-converge() {
-    local v=$1 limit=$2 t0 i w left
-    t0=$(cml_now)
-    CONV_EACH=
-    CONV=
-    declare -A done_at=()
-    while :; do
-        left=0
-        for i in $(seq 1 $N); do
-            [ -n "${done_at[$i]:-}" ] && continue
-            if [ "$(version_of "$(url_of "$i")")" = "$v" ]; then
-                done_at[$i]=$(cml_elapsed "$t0")
-            else
-                left=$((left + 1))
-            fi
-        done
-        [ "$left" -eq 0 ] && break
-        w=$(cml_elapsed "$t0")
-        secs_over "$w" "$limit" && break
-        sleep 0.1
-    done
-    for i in $(seq 1 $N); do
-        CONV_EACH="$CONV_EACH ${done_at[$i]:-never}"
-    done
-    CONV=$(tr ' ' '\n' <<<"$CONV_EACH" | sed '/^$/d' | sort -g | tail -n 1)
-    [ "$left" -eq 0 ]
-}
 # through_haproxy_is V: ten classify answers through HAProxy all come from V.
 through_haproxy_is() {
     local k st got=
@@ -275,7 +246,7 @@ for i in $(seq 1 $N); do
     t_ready=$(cml_elapsed "$t")
     expect "instance $i back in HAProxy within 20 s" wait_for 20 hp_is "app$i" UP
     t_up=$(cml_elapsed "$t")
-    expect "instance $i serves $VR after its restart" eq "$(version_of "$(url_of "$i")")" "$VR"
+    expect "instance $i serves $VR after its restart" eq "$(version_of "$i")" "$VR"
     echo "    instance $i: stopped in $CML_STOP_SECONDS s, ready $t_ready s after its start, in HAProxy after $t_up s"
     ROLL="$ROLL $t_up"
 done
@@ -301,7 +272,7 @@ node_start 2
 T_READY=$(cml_elapsed "$t")
 expect "instance 2 back in HAProxy within 20 s" wait_for 20 hp_is app2 UP
 T_BACK=$(cml_elapsed "$t")
-expect "instance 2 serves $VR after its return" eq "$(version_of "$(url_of 2)")" "$VR"
+expect "instance 2 serves $VR after its return" eq "$(version_of 2)" "$VR"
 echo "    down in HAProxy $T_DOWN s after the kill; restarted and ready at $T_READY s; in HAProxy at $T_BACK s"
 load_stop kill9 "down after $T_DOWN s, back in rotation after $T_BACK s"
 
