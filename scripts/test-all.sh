@@ -4,7 +4,7 @@
 #   2. builds with every learner and runs `make check` (unit tests, corpus bars, style,
 #      integration tests against lighttpd, Apache, spawn-fcgi and Azurite);
 #   2b. fuzzes every parser harness with libFuzzer (clang, ASan+UBSan) for FUZZ_SECONDS each
-#      (default 120; two at a time on two cores: about 8 minutes for the seven with the
+#      (default 120; two at a time on two cores: about 10 minutes for the nine with the
 #      build), printing executions and coverage (make fuzz);
 #   3. builds again with AddressSanitizer and UndefinedBehaviorSanitizer and runs the tests;
 #   4. runs the unit tests under valgrind;
@@ -14,7 +14,8 @@
 #   7. then too, builds the Debian packages (DEB_BUILD_OPTIONS=nocheck: step 2 ran the unit
 #      tests), runs lintian, and installs, upgrades, removes and purges them in a clean
 #      Debian 12 container (make check-package).
-# Build trees go under build/ (ignored by git). Exit status 0 only when everything passed.
+# Build trees go under build/ (ignored by git); an in-tree build is removed first (make
+# distclean). Exit status 0 only when everything passed.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -32,6 +33,12 @@ export CML_REQUIRE_AZURITE=1
 # Likewise PostgreSQL (Debian's postgresql, installed in step 1) for the shared-state tests.
 export CML_REQUIRE_POSTGRES=1
 [ -x configure ] || ./autogen.sh
+# The suites build out of tree (build/NAME), which configure refuses while the checkout holds
+# an in-tree build (README's first command, `make run`): that one is cleaned away first.
+if [ -f config.status ]; then
+    echo "an in-tree build is here (./configure was run in $top): make distclean first"
+    make distclean >/dev/null
+fi
 
 summary=""
 run_suite() { # name, configure flags, make target
